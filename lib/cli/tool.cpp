@@ -1,0 +1,204 @@
+#include "loom/cli/tool.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <new>
+#include <thread>
+
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cuda/device.cuh"
+#include "loom/build_info.h"
+
+namespace loom::cli {
+
+namespace {
+
+// roff-escape a help string: backslashes and leading dots/quotes.
+std::string roff(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\e";
+    else if (c == '-') out += "\\-";
+    else out += c;
+  }
+  if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out.insert(0, "\\&");
+  return out;
+}
+
+}  // namespace
+
+std::string build_summary(std::string_view program) {
+  std::string cuda = kernels::cuda::compiled() ? fmt::format("yes ({})", kernels::cuda::architectures()) : "no";
+  return fmt::format(
+      "{} {}\n"
+      "commit: {}\n"
+      "build: {}\n"
+      "simd: {} (cpu: {})\n"
+      "cuda: {}\n",
+      program, LOOM_VERSION, LOOM_GIT_COMMIT, LOOM_BUILD_TYPE, kernels::simd_compiled(),
+      kernels::simd_available(), cuda);
+}
+
+Tool::Tool(std::string name, std::string description)
+    : name_(std::move(name)), program_("loom-" + name_), app_(std::move(description), program_) {
+  app_.option_defaults()->always_capture_default();
+  app_.set_version_flag("--version", [this] { return build_summary(program_); }, "Print version and build information and exit");
+  app_.add_flag("-q,--quiet", common_.quiet, "Print no warnings or statistics on stderr (errors still)");
+  app_.add_option("--progress", common_.progress, "Progress display on stderr: auto (when it is a terminal), always, never")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, ProgressMode>{{"auto", ProgressMode::Auto}, {"always", ProgressMode::Always}, {"never", ProgressMode::Never}}))
+      ->default_str("auto");
+  app_.add_option("-t,--threads", common_.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0u, 4096u));
+  app_.add_flag("--help-man")->group("");  // prints the OPTIONS section of the man page (kept in step by tests)
+}
+
+Tool::~Tool() = default;
+
+void Tool::add_on_error() {
+  app_.add_option("--on-error", common_.on_error, "What to do with a bad record: stop (exit 2) or skip (report, count, go on)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, OnError>{{"stop", OnError::Stop}, {"skip", OnError::Skip}}))
+      ->default_str("stop");
+}
+
+void Tool::add_device() {
+  app_.add_option("--device", common_.device, "Where to compute: auto, cpu, cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
+io::Output& Tool::out() {
+  if (!out_) out_ = io::Output::open("-");
+  return *out_;
+}
+
+bool Tool::progress_enabled() const {
+  if (common_.quiet) return false;
+  if (common_.progress == ProgressMode::Always) return true;
+  if (common_.progress == ProgressMode::Never) return false;
+  return ::isatty(2);
+}
+
+void Tool::message(const char* level, const std::string& text) {
+  std::string line = program_ + ": ";
+  if (level) {
+    line += level;
+    line += ": ";
+  }
+  line += text;
+  line += '\n';
+  std::fflush(stdout);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+bool Tool::skip(const Error& e) {
+  if (common_.on_error != OnError::Skip) return false;
+  ++skipped_;
+  if (!common_.quiet) message("warning", "skipped: " + e.located());
+  return true;
+}
+
+void Tool::print_man_options() const {
+  // One .TP entry per visible option, in the order of --help.
+  std::string s;
+  for (const CLI::Option* o : app_.get_options()) {
+    if (o->get_group().empty()) continue;
+    std::string names;
+    if (o->get_positional()) {
+      names = "\\fI" + o->get_name(true) + "\\fR";
+    } else {
+      for (auto& n : o->get_snames()) names += (names.empty() ? "" : ", ") + std::string("\\fB\\-") + n + "\\fR";
+      for (auto& n : o->get_lnames()) names += (names.empty() ? "" : ", ") + std::string("\\fB\\-\\-") + n + "\\fR";
+      if (o->get_type_size() != 0 && o->get_items_expected_max() != 0 && !o->get_type_name().empty())
+        names += " \\fI" + roff(o->get_type_name()) + "\\fR";
+    }
+    s += ".TP\n" + names + "\n" + roff(o->get_description());
+    std::string def = o->get_default_str();
+    if (!def.empty() && !o->get_positional() && o->get_type_size() != 0) s += " (default: " + roff(def) + ")";
+    s += "\n";
+  }
+  std::fwrite(s.data(), 1, s.size(), stdout);
+}
+
+int Tool::run(int argc, char** argv, const std::function<void()>& body) {
+  ::signal(SIGPIPE, SIG_IGN);
+  try {
+    try {
+      app_.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      std::cout << app_.help();
+      std::cout.flush();
+      return std::cout ? 0 : 1;
+    } catch (const CLI::CallForAllHelp&) {
+      std::cout << app_.help("", CLI::AppFormatMode::All);
+      std::cout.flush();
+      return std::cout ? 0 : 1;
+    } catch (const CLI::CallForVersion& v) {
+      std::cout << v.what();
+      std::cout.flush();
+      return std::cout ? 0 : 1;
+    } catch (const CLI::ParseError& e) {
+      throw usage_error(e.what());
+    }
+    if (app_.get_option("--help-man")->count()) {
+      print_man_options();
+      return 0;
+    }
+    if (common_.threads == 0) common_.threads = std::max(1u, std::thread::hardware_concurrency());
+
+    io::set_before_block([this] {
+      if (out_) out_->flush();
+    });
+    body();
+    if (out_) out_->close();
+    io::set_before_block(nullptr);
+    if (skipped_ && !common_.quiet) message(nullptr, fmt::format("{} bad record{} skipped", skipped_, skipped_ == 1 ? "" : "s"));
+    return 0;
+  } catch (const BrokenPipe&) {
+    io::set_before_block(nullptr);
+    return 0;
+  } catch (const Error& e) {
+    io::set_before_block(nullptr);
+    try {
+      if (out_) out_->close();  // keep what was produced before the error
+    } catch (...) {
+    }
+    message("error", e.located());
+    if (e.kind() == Error::Kind::Usage) {
+      std::string hint = fmt::format("Try '{} --help' for more information.\n", program_);
+      std::fwrite(hint.data(), 1, hint.size(), stderr);
+    }
+    return e.exit_status();
+  } catch (const std::bad_alloc&) {
+    message("error", "out of memory");
+    return 1;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+Progress::Progress(const Tool& tool, std::string label)
+    : enabled_(tool.progress_enabled()), label_(std::move(label)), start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+Progress::~Progress() { done(); }
+
+void Progress::tick(const std::function<std::string()>& status) {
+  if (!enabled_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_ < std::chrono::milliseconds(125)) return;
+  last_ = now;
+  double secs = std::chrono::duration<double>(now - start_).count();
+  std::string line = fmt::format("\r\x1b[2K{}: {} [{:.1f}s]", label_, status(), secs);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  drawn_ = true;
+}
+
+void Progress::done() {
+  if (drawn_) {
+    std::fwrite("\r\x1b[2K", 1, 5, stderr);
+    drawn_ = false;
+  }
+}
+
+}  // namespace loom::cli

@@ -1,0 +1,117 @@
+// loom::cli::Tool — the conventions every loom program follows, in one place.
+//
+// A program's main() is thin:
+//
+//   int main(int argc, char** argv) {
+//     loom::cli::Tool tool("chunk", "Split documents into chunks for retrieval.");
+//     Options opt;                                        // the program's own defaults
+//     tool.app().add_option("--size", opt.size, "...");   // one declarative table of options
+//     return tool.run(argc, argv, [&] { chunk_main(tool, opt); });
+//   }
+//
+// Tool adds the common flags (--version, -q/--quiet, --progress, -t/--threads and, when the
+// program opts in, --on-error and --device), and run() implements the rules of DESIGN.md:
+//   --help                 usage on stdout, exit 0
+//   usage error            "loom-<tool>: error: <what>" + a hint on stderr, exit 2
+//   loom::Error            "loom-<tool>: error: <file>:<line>: <what>", exit 1 or 2 by kind
+//   loom::BrokenPipe       stdout closed by the reader (`| head`): quiet exit 0
+//   std::bad_alloc         "out of memory", exit 1
+//   at exit                stdout is flushed and checked: a failed write (full disk) is exit 1
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "loom/core/error.h"
+#include "loom/io/stream.h"
+
+namespace loom::cli {
+
+enum class ProgressMode { Auto, Always, Never };
+enum class OnError { Stop, Skip };
+
+struct Common {
+  unsigned threads = 0;  // 0 on the command line = all cores; resolved before the body runs
+  bool quiet = false;
+  ProgressMode progress = ProgressMode::Auto;
+  OnError on_error = OnError::Stop;
+  std::string device = "auto";
+};
+
+class Tool {
+ public:
+  // `name` is the tool's short name ("chunk"); the program is "loom-<name>".
+  Tool(std::string name, std::string description);
+  ~Tool();
+
+  CLI::App& app() { return app_; }
+  const Common& common() const { return common_; }
+  const std::string& program() const { return program_; }
+
+  // Opt-in conventions.
+  void add_on_error();  // --on-error stop|skip
+  void add_device();    // --device auto|cpu|cuda
+
+  // Parses argv and runs `body`, mapping every outcome to an exit status (see the header comment).
+  int run(int argc, char** argv, const std::function<void()>& body);
+
+  // The program's standard output (buffered; flushed when input would block and at exit).
+  io::Output& out();
+
+  // Diagnostics on stderr, prefixed with the program name. warn() is silenced by --quiet.
+  template <typename... Args>
+  void warn(fmt::format_string<Args...> f, Args&&... args) {
+    if (!common_.quiet) message("warning", fmt::format(f, std::forward<Args>(args)...));
+  }
+  template <typename... Args>
+  void note(fmt::format_string<Args...> f, Args&&... args) {
+    if (!common_.quiet) message(nullptr, fmt::format(f, std::forward<Args>(args)...));
+  }
+
+  // A bad record or document: with --on-error skip it is reported, counted and true is returned
+  // (the caller goes on); otherwise false (the caller rethrows).
+  bool skip(const Error& e);
+  uint64_t skipped() const { return skipped_; }
+
+  // Whether progress should be drawn on stderr.
+  bool progress_enabled() const;
+
+ private:
+  void message(const char* level, const std::string& text);
+  void print_version() const;
+  void print_man_options() const;
+
+  std::string name_, program_;
+  CLI::App app_;
+  Common common_;
+  std::unique_ptr<io::Output> out_;
+  uint64_t skipped_ = 0;
+};
+
+// A throttled one-line progress display on stderr (only drawn when enabled).
+class Progress {
+ public:
+  Progress(const Tool& tool, std::string label);
+  ~Progress();
+  // Redraws at most ~8 times a second. `status` is called only when a redraw is due.
+  void tick(const std::function<std::string()>& status);
+  void done();
+
+ private:
+  bool enabled_;
+  std::string label_;
+  std::chrono::steady_clock::time_point start_, last_;
+  bool drawn_ = false;
+};
+
+// Summary of the build: version, commit, build type, SIMD, CUDA (what --version prints).
+std::string build_summary(std::string_view program);
+
+}  // namespace loom::cli

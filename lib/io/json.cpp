@@ -1,0 +1,178 @@
+#include "loom/io/json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include <array>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "loom/core/error.h"
+
+namespace loom::json {
+
+bool valid_utf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
+
+size_t first_invalid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    if (c < 0x80) { ++i; continue; }
+    size_t len;
+    unsigned min;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; }
+    else return i;
+    if (i + len > n) return i;
+    unsigned cp = c & (0xFF >> (len + 1));
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return n;
+}
+
+namespace {
+// 1 for bytes that must be escaped inside a JSON string.
+constexpr auto kEscape = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = 1;
+  t['\\'] = 1;
+  return t;
+}();
+}  // namespace
+
+void append_string_unchecked(std::string& out, std::string_view s) {
+  out += '"';
+  const char* p = s.data();
+  const char* end = p + s.size();
+  const char* run = p;
+  for (; p < end; ++p) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (!kEscape[c]) continue;
+    out.append(run, p - run);
+    run = p + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default: {
+        static const char hex[] = "0123456789abcdef";
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        out.append(esc, 6);
+      }
+    }
+  }
+  out.append(run, end - run);
+  out += '"';
+}
+
+void append_string(std::string& out, std::string_view s) {
+  if (!valid_utf8(s)) {
+    size_t at = first_invalid_utf8(s);
+    throw input_error(fmt::format("invalid UTF-8 at byte {} of a string value", at));
+  }
+  append_string_unchecked(out, s);
+}
+
+template <typename F>
+static void append_float(std::string& out, F v) {
+  if (!std::isfinite(v)) throw input_error(std::isnan(v) ? "NaN has no JSON representation" : "infinity has no JSON representation");
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void append_number(std::string& out, double v) { append_float(out, v); }
+void append_number(std::string& out, float v) { append_float(out, v); }
+
+void append_number(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void append_number(std::string& out, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+static void put_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+static uint32_t hex4(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+  }
+  return v;
+}
+
+void unescape_string(std::string_view raw, std::string& out) {
+  // raw is "...", validated by simdjson.
+  const char* p = raw.data() + 1;
+  const char* end = raw.data() + raw.size() - 1;
+  while (p < end) {
+    const char* bs = static_cast<const char*>(std::memchr(p, '\\', end - p));
+    if (!bs) { out.append(p, end - p); return; }
+    out.append(p, bs - p);
+    char e = bs[1];
+    p = bs + 2;
+    switch (e) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'u': {
+        uint32_t cp = hex4(p);
+        p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+          uint32_t lo = hex4(p + 2);
+          if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+          }
+        }
+        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // lone surrogate
+        put_utf8(out, cp);
+        break;
+      }
+      default: out += e; break;  // '"', '\\', '/'
+    }
+  }
+}
+
+}  // namespace loom::json
