@@ -68,8 +68,13 @@ void Tool::add_device() {
   app_.add_option("--device", common_.device, "Where to compute: auto, cpu, cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 }
 
+void Tool::add_output() {
+  app_.add_option("-o,--output", common_.output, "Write records to FILE instead of stdout (atomically; .zst compresses)")
+      ->type_name("FILE");
+}
+
 io::Output& Tool::out() {
-  if (!out_) out_ = io::Output::open("-");
+  if (!out_) out_ = io::Output::open(common_.output);
   return *out_;
 }
 
@@ -161,7 +166,10 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   } catch (const Error& e) {
     io::set_before_block(nullptr);
     try {
-      if (out_) out_->close();  // keep what was produced before the error
+      // Records already produced reach stdout; a file output is not put in place (it would look
+      // whole), its temporary is removed.
+      if (out_ && common_.output == "-") out_->close();
+      out_.reset();
     } catch (...) {
     }
     message("error", e.located());

@@ -43,6 +43,7 @@ struct Common {
   ProgressMode progress = ProgressMode::Auto;
   OnError on_error = OnError::Stop;
   std::string device = "auto";
+  std::string output = "-";  // -o/--output: "-" = stdout; a file is written atomically, .zst compressed
 };
 
 class Tool {
@@ -58,11 +59,13 @@ class Tool {
   // Opt-in conventions.
   void add_on_error();  // --on-error stop|skip
   void add_device();    // --device auto|cpu|cuda
+  void add_output();    // -o/--output FILE
 
   // Parses argv and runs `body`, mapping every outcome to an exit status (see the header comment).
   int run(int argc, char** argv, const std::function<void()>& body);
 
-  // The program's standard output (buffered; flushed when input would block and at exit).
+  // The program's output: stdout, or the -o/--output file (buffered; flushed when input would
+  // block and at exit; a file appears only when the program succeeds).
   io::Output& out();
 
   // Diagnostics on stderr, prefixed with the program name. warn() is silenced by --quiet.

@@ -1,0 +1,23 @@
+# Shared helpers for the bench scripts (sourced).
+bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$bench_root/../.." && pwd)
+BUILD=${BUILD:-$repo_root/build}
+mkdir -p "$bench_root/data"
+
+# seconds <cmd...>: wall-clock seconds of one run (output discarded by the caller's redirections)
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+machine() { echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"; }
+
+# record TITLE BODY: appends a dated entry to RESULTS.md
+record() {
+  { echo; echo "## $(date -u +%Y-%m-%d) — $1"; echo; echo "$2"; } >>"$bench_root/RESULTS.md"
+}
