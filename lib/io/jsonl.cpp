@@ -374,7 +374,7 @@ void Record::append_to(std::string& out) const {
 // LineReader
 // ------------------------------------------------------------------------------------------------
 
-LineReader::LineReader(Input& in) : in_(in) { buf_.resize((1 << 20) + kPadding); }
+LineReader::LineReader(Input& in) : in_(in) { buf_.resize((256 << 10) + kPadding); }
 
 bool LineReader::fill() {
   if (eof_) return false;
