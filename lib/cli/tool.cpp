@@ -31,6 +31,12 @@ std::string roff(std::string_view s) {
 
 }  // namespace
 
+std::string join_words(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : "|") + w;
+  return s;
+}
+
 std::string build_summary(std::string_view program) {
   std::string cuda = kernels::cuda::compiled() ? fmt::format("yes ({})", kernels::cuda::architectures()) : "no";
   return fmt::format(
@@ -48,24 +54,22 @@ Tool::Tool(std::string name, std::string description)
   app_.option_defaults()->always_capture_default();
   app_.set_version_flag("--version", [this] { return build_summary(program_); }, "Print version and build information and exit");
   app_.add_flag("-q,--quiet", common_.quiet, "Print no warnings or statistics on stderr (errors still)");
-  app_.add_option("--progress", common_.progress, "Progress display on stderr: auto (when it is a terminal), always, never")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, ProgressMode>{{"auto", ProgressMode::Auto}, {"always", ProgressMode::Always}, {"never", ProgressMode::Never}}))
-      ->default_str("auto");
-  app_.add_option("-t,--threads", common_.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0u, 4096u));
+  add_choice("--progress", common_.progress,
+             {{"auto", ProgressMode::Auto}, {"always", ProgressMode::Always}, {"never", ProgressMode::Never}},
+             "Progress display on stderr (auto: when it is a terminal)");
+  app_.add_option("-t,--threads", common_.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0u, 4096u).description(""))->type_name("N");
   app_.add_flag("--help-man")->group("");  // prints the OPTIONS section of the man page (kept in step by tests)
 }
 
 Tool::~Tool() = default;
 
 void Tool::add_on_error() {
-  app_.add_option("--on-error", common_.on_error, "What to do with a bad record: stop (exit 2) or skip (report, count, go on)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, OnError>{{"stop", OnError::Stop}, {"skip", OnError::Skip}}))
-      ->default_str("stop");
+  add_choice("--on-error", common_.on_error, {{"stop", OnError::Stop}, {"skip", OnError::Skip}},
+             "A bad record or document: stop (exit 2), or skip it (reported, counted) and go on");
 }
 
 void Tool::add_device() {
-  app_.add_option("--device", common_.device, "Where to compute: auto, cpu, cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app_.add_option("--device", common_.device, "Where to compute")->check(CLI::IsMember({"auto", "cpu", "cuda"}).description(""))->type_name("auto|cpu|cuda");
 }
 
 void Tool::add_output() {

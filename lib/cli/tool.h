@@ -34,6 +34,9 @@
 
 namespace loom::cli {
 
+// "a|b|c"
+std::string join_words(const std::vector<std::string>& words);
+
 enum class ProgressMode { Auto, Always, Never };
 enum class OnError { Stop, Skip };
 
@@ -55,6 +58,29 @@ class Tool {
   CLI::App& app() { return app_; }
   const Common& common() const { return common_; }
   const std::string& program() const { return program_; }
+
+  // An option taking one of a fixed set of words, stored as the matching enum value; a wrong word
+  // is a usage error listing the choices. The first choice is the default shown in --help.
+  template <typename E>
+  CLI::Option* add_choice(const std::string& name, E& target, std::vector<std::pair<std::string, E>> choices,
+                          const std::string& description) {
+    std::vector<std::string> words;
+    std::string def;
+    for (auto& [w, v] : choices) {
+      words.push_back(w);
+      if (v == target) def = w;
+    }
+    return app_.add_option_function<std::string>(
+                   name,
+                   [&target, choices](const std::string& w) {
+                     for (auto& [word, v] : choices)
+                       if (word == w) target = v;
+                   },
+                   description)
+        ->check(CLI::IsMember(words).description(""))
+        ->default_str(def)
+        ->type_name(join_words(words));
+  }
 
   // Opt-in conventions.
   void add_on_error();  // --on-error stop|skip

@@ -1,0 +1,391 @@
+// loom-chunk — split documents into chunk records.
+//
+// Reads files and folders (recursively; known text extensions), doc records on stdin, or raw text
+// (--raw), and writes one record per chunk: id, doc_id, chunk, text, start, end, section, plus the
+// doc record's other fields. The splitting itself lives in lib/text/chunk.h.
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "loom/cli/tool.h"
+#include "loom/io/json.h"
+#include "loom/io/jsonl.h"
+#include "loom/text/chunk.h"
+#include "loom/text/html.h"
+
+namespace fs = std::filesystem;
+using namespace loom;
+
+namespace {
+
+enum class Format { Auto, Text, Markdown, Html };
+
+struct Options {
+  std::vector<std::string> inputs;
+  text::ChunkStrategy strategy = text::ChunkStrategy::Recursive;
+  size_t size = 1000;
+  size_t overlap = 200;
+  std::string separators;  // JSON array, empty = defaults
+  std::string field = "text";
+  bool raw = false;
+  std::string doc_id = "stdin";
+  Format format = Format::Auto;
+  std::string ext = "txt,md,markdown,rst,html,htm";
+};
+
+// One document to chunk.
+struct Doc {
+  std::string doc_id;
+  std::string text;
+  std::string where;  // file name for errors
+  size_t line = 0;    // record line for errors (0: whole file)
+  Format format = Format::Text;
+  io::Record rest;    // the doc record's other fields (passed through)
+  // results
+  std::string out;
+  size_t n_chunks = 0;
+  std::exception_ptr error;
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+Format format_for_path(const std::string& path) {
+  std::string e = lower(fs::path(path).extension().string());
+  if (e == ".md" || e == ".markdown") return Format::Markdown;
+  if (e == ".html" || e == ".htm") return Format::Html;
+  return Format::Text;
+}
+
+// Parses a JSON array of strings (the --separators value).
+std::vector<std::string> parse_separators(const std::string& json_array) {
+  io::Record r;
+  try {
+    r = io::Record::parse("{\"s\":" + json_array + "}");
+  } catch (const Error&) {
+    throw usage_error("--separators: expected a JSON array of strings, e.g. '[\"\\n\\n\", \"\\n\", \" \", \"\"]'");
+  }
+  std::string_view a = *r.raw("s");
+  if (a.empty() || a[0] != '[') throw usage_error("--separators: expected a JSON array of strings");
+  std::vector<std::string> out;
+  size_t i = 1;
+  while (i < a.size() && a[i] != ']') {
+    if (a[i] == ',') { ++i; continue; }
+    if (a[i] != '"') throw usage_error("--separators: every separator must be a string");
+    size_t j = i + 1;
+    while (a[j] != '"') j += a[j] == '\\' ? 2 : 1;
+    std::string s;
+    json::unescape_string(a.substr(i, j + 1 - i), s);
+    out.push_back(std::move(s));
+    i = j + 1;
+  }
+  if (out.empty()) throw usage_error("--separators: the list is empty");
+  return out;
+}
+
+size_t line_of_offset(std::string_view text, size_t off) {
+  return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(off), '\n'));
+}
+
+// Chunks one document into doc.out (JSON lines). Runs on worker threads.
+void chunk_doc(Doc& doc, const text::ChunkParams& params) {
+  try {
+    size_t bad = json::first_invalid_utf8(doc.text);
+    if (bad != doc.text.size()) {
+      if (doc.line) throw input_error(fmt::format("invalid UTF-8 in field text at byte {}", bad), doc.where, doc.line);
+      throw input_error(fmt::format("invalid UTF-8 at byte {}", bad), doc.where, line_of_offset(doc.text, bad));
+    }
+    std::vector<text::Heading> headings;
+    std::string title;
+    if (doc.format == Format::Html) {
+      text::HtmlDocument h = text::html_to_text(doc.text);
+      doc.text = std::move(h.text);
+      headings = std::move(h.headings);
+      title = std::move(h.title);
+    } else if (doc.format == Format::Markdown && params.strategy != text::ChunkStrategy::Markdown) {
+      headings = text::markdown_headings(doc.text);
+    }
+    std::vector<text::Chunk> chunks = text::chunk_text(doc.text, params, headings);
+
+    // Fields of the doc record that pass through: everything we do not write ourselves.
+    static const std::set<std::string> ours = {"id", "doc_id", "chunk", "text", "start", "end", "section"};
+    std::string id_prefix;
+    json::append_string_unchecked(id_prefix, doc.doc_id + "#");
+    id_prefix.pop_back();  // drop the closing quote: the chunk number goes inside
+    std::string doc_id_json;
+    json::append_string_unchecked(doc_id_json, doc.doc_id);
+    std::string tail;  // passed-through fields, identical for every chunk
+    if (!title.empty()) {
+      tail += ",\"title\":";
+      json::append_string_unchecked(tail, title);
+    }
+    for (size_t i = 0; i < doc.rest.size(); ++i) {
+      std::string k = doc.rest.key(i);
+      if (ours.count(k)) continue;
+      tail += ',';
+      tail += doc.rest.raw_key(i);
+      tail += ':';
+      tail += doc.rest.raw_value(i);
+    }
+    std::string& o = doc.out;
+    for (size_t n = 0; n < chunks.size(); ++n) {
+      const text::Chunk& c = chunks[n];
+      o += "{\"id\":";
+      o += id_prefix;
+      o += std::to_string(n);
+      o += "\",\"doc_id\":";
+      o += doc_id_json;
+      o += ",\"chunk\":";
+      o += std::to_string(n);
+      o += ",\"text\":";
+      json::append_string_unchecked(o, std::string_view(doc.text).substr(c.start, c.end - c.start));
+      o += ",\"start\":";
+      o += std::to_string(c.start);
+      o += ",\"end\":";
+      o += std::to_string(c.end);
+      o += ",\"section\":";
+      json::append_string_unchecked(o, c.section);
+      o += tail;
+      o += "}\n";
+    }
+    doc.n_chunks = chunks.size();
+  } catch (...) {
+    doc.error = std::current_exception();
+  }
+}
+
+class Chunker {
+ public:
+  Chunker(cli::Tool& tool, const Options& opt, text::ChunkParams params)
+      : tool_(tool), opt_(opt), params_(std::move(params)), progress_(tool, "loom-chunk") {}
+
+  // Queues a document; runs a batch when enough text is waiting.
+  void add(Doc doc) {
+    pending_bytes_ += doc.text.size();
+    batch_.push_back(std::move(doc));
+    if (batch_.size() >= 256 || pending_bytes_ >= (16u << 20)) run_batch();
+  }
+
+  void finish() {
+    run_batch();
+    progress_.done();
+  }
+
+  // Chunks and writes what is queued now (the input is about to wait for more).
+  void drain() {
+    run_batch();
+    tool_.out().flush();
+  }
+
+  uint64_t docs() const { return docs_; }
+  uint64_t chunks() const { return chunks_; }
+
+ private:
+  void run_batch() {
+    if (batch_.empty()) return;
+    std::vector<Doc> batch;
+    batch.swap(batch_);  // taken whole: an error below never leaves documents to be written twice
+    pending_bytes_ = 0;
+    unsigned workers = std::min<unsigned>(tool_.common().threads, static_cast<unsigned>(batch.size()));
+    if (workers <= 1) {
+      for (auto& d : batch) chunk_doc(d, params_);
+    } else {
+      std::atomic<size_t> next{0};
+      std::vector<std::thread> pool;
+      for (unsigned w = 0; w < workers; ++w)
+        pool.emplace_back([&] {
+          for (size_t i; (i = next.fetch_add(1)) < batch.size();) chunk_doc(batch[i], params_);
+        });
+      for (auto& t : pool) t.join();
+    }
+    for (auto& d : batch) {
+      if (d.error) {
+        try {
+          std::rethrow_exception(d.error);
+        } catch (const Error& e) {
+          if (!tool_.skip(e)) throw;
+        }
+        continue;
+      }
+      tool_.out().write(d.out);
+      ++docs_;
+      chunks_ += d.n_chunks;
+      bytes_ += d.text.size();
+    }
+    progress_.tick([&] { return fmt::format("{} docs, {} chunks, {:.1f} MB", docs_, chunks_, bytes_ / 1e6); });
+  }
+
+  cli::Tool& tool_;
+  const Options& opt_;
+  text::ChunkParams params_;
+  cli::Progress progress_;
+  std::vector<Doc> batch_;
+  size_t pending_bytes_ = 0;
+  uint64_t docs_ = 0, chunks_ = 0, bytes_ = 0;
+};
+
+Doc file_doc(const std::string& path, const Options& opt) {
+  auto in = io::Input::open(path);
+  Doc d;
+  d.doc_id = path;
+  d.where = path;
+  d.text = io::read_all(*in);
+  d.format = opt.format == Format::Auto ? format_for_path(path) : opt.format;
+  return d;
+}
+
+void add_file(cli::Tool& tool, const Options& opt, Chunker& chunker, const std::string& path) {
+  try {
+    chunker.add(file_doc(path, opt));
+  } catch (const Error& e) {
+    if (e.kind() == Error::Kind::Runtime || !tool.skip(e)) {
+      chunker.finish();
+      throw;
+    }
+  }
+}
+
+void read_records(cli::Tool& tool, const Options& opt, io::Input& in, Chunker& chunker) {
+  io::JsonlReader reader(in);
+  io::Record rec;
+  for (;;) {
+    try {
+      if (!reader.next(rec)) break;
+      Doc d;
+      d.where = reader.name();
+      d.line = reader.line();
+      auto text = rec.get_string(opt.field);
+      if (!text) throw input_error(fmt::format("record has no \"{}\" field (a string)", opt.field));
+      d.text = std::move(*text);
+      if (auto id = rec.raw("id"); id && *id != "null") {
+        if ((*id)[0] == '"') json::unescape_string(*id, d.doc_id);
+        else d.doc_id = std::string(*id);
+      } else {
+        d.doc_id = std::to_string(reader.line());
+      }
+      rec.erase(opt.field);
+      d.rest = std::move(rec);
+      rec = io::Record();
+      d.format = opt.format == Format::Auto ? Format::Text : opt.format;
+      chunker.add(std::move(d));
+    } catch (Error& e) {
+      e.at(reader.name(), reader.line());
+      if (!tool.skip(e)) {
+        chunker.finish();  // the documents before the bad one are still written
+        throw;
+      }
+    }
+  }
+}
+
+void run(cli::Tool& tool, Options& opt) {
+  if (opt.size == 0) throw usage_error("--size must be at least 1");
+  if (opt.overlap >= opt.size) throw usage_error(fmt::format("--overlap ({}) must be smaller than --size ({})", opt.overlap, opt.size));
+  text::ChunkParams params;
+  params.strategy = opt.strategy;
+  params.size = opt.size;
+  params.overlap = opt.overlap;
+  if (!opt.separators.empty()) {
+    if (opt.strategy != text::ChunkStrategy::Recursive) throw usage_error("--separators applies to the recursive strategy only");
+    params.separators = parse_separators(opt.separators);
+  }
+  std::set<std::string> exts;
+  for (size_t s = 0; s <= opt.ext.size();) {
+    size_t c = opt.ext.find(',', s);
+    if (c == std::string::npos) c = opt.ext.size();
+    std::string e = lower(opt.ext.substr(s, c - s));
+    if (!e.empty()) exts.insert(e[0] == '.' ? e : "." + e);
+    s = c + 1;
+  }
+
+  Chunker chunker(tool, opt, params);
+  // When the input would block (a slow producer), finish the queued documents first, so chunks
+  // stream out as their documents arrive.
+  io::set_before_block([&] { chunker.drain(); });
+  if (opt.inputs.empty()) opt.inputs.push_back("-");
+  uint64_t skipped_files = 0;
+  for (const auto& arg : opt.inputs) {
+    if (arg == "-") {
+      auto in = io::Input::open("-");
+      if (opt.raw) {
+        Doc d;
+        d.doc_id = opt.doc_id;
+        d.where = in->name();
+        d.text = io::read_all(*in);
+        d.format = opt.format == Format::Auto ? Format::Text : opt.format;
+        chunker.add(std::move(d));
+      } else {
+        read_records(tool, opt, *in, chunker);
+      }
+      continue;
+    }
+    std::error_code ec;
+    auto st = fs::status(arg, ec);
+    if (ec || !fs::exists(st)) throw usage_error(fmt::format("{}: No such file or directory", arg));
+    if (!fs::is_directory(st)) {
+      // A file named on the command line is always read, whatever its extension (as ripgrep does).
+      add_file(tool, opt, chunker, arg);
+      continue;
+    }
+    std::vector<std::string> files;
+    fs::recursive_directory_iterator it(arg, fs::directory_options::skip_permission_denied, ec), end;
+    if (ec) throw usage_error(fmt::format("{}: {}", arg, ec.message()));
+    for (; it != end; it.increment(ec)) {
+      if (ec) throw runtime_error(ec.message(), arg);
+      std::string name = it->path().filename().string();
+      if (!name.empty() && name[0] == '.') {  // hidden files and folders are not documents
+        if (it->is_directory()) it.disable_recursion_pending();
+        continue;
+      }
+      if (!it->is_regular_file()) continue;
+      if (!exts.count(lower(it->path().extension().string()))) {
+        ++skipped_files;
+        continue;
+      }
+      files.push_back(it->path().string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) add_file(tool, opt, chunker, f);
+  }
+  chunker.finish();
+  if (skipped_files)
+    tool.note("{} file{} skipped: not a known text type (see --ext)", skipped_files, skipped_files == 1 ? "" : "s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli::Tool tool("chunk", "Split documents into chunk records for embedding and retrieval.\n\n"
+                          "Reads files and folders (recursively), doc records on stdin ({\"id\", \"text\", ...}),\n"
+                          "or raw text with --raw. Writes one JSON record per chunk:\n"
+                          "  id (<doc_id>#<n>), doc_id, chunk, text, start, end, section, and the doc record's other fields.\n"
+                          "text is exactly the bytes [start, end) of the document's text (for HTML: of its extracted text).");
+  Options opt;
+  auto& app = tool.app();
+  app.add_option("inputs", opt.inputs, "Files and folders to chunk; '-' or nothing reads stdin")->type_name("PATH...")->default_str("");
+  tool.add_choice("-s,--strategy", opt.strategy,
+                  {{"recursive", text::ChunkStrategy::Recursive},
+                   {"fixed", text::ChunkStrategy::Fixed},
+                   {"sentence", text::ChunkStrategy::Sentence},
+                   {"markdown", text::ChunkStrategy::Markdown}},
+                  "recursive: paragraphs, lines, sentences, words; fixed: exact windows; sentence; markdown: split at headings");
+  app.add_option("--size", opt.size, "Largest chunk, in characters (Unicode code points)")->type_name("N");
+  app.add_option("--overlap", opt.overlap, "Characters shared by consecutive chunks (fixed: exactly; others: whole pieces up to N)")->type_name("N");
+  app.add_option("--separators", opt.separators, "Recursive separators (literal strings) as a JSON array, coarsest first; \"\" splits characters")
+      ->type_name("JSON")->default_str("paragraphs, lines, sentences, words, characters");
+  app.add_option("--field", opt.field, "Field of doc records that holds the text")->type_name("NAME");
+  app.add_flag("--raw", opt.raw, "Read stdin as one raw text document, not records");
+  app.add_option("--doc-id", opt.doc_id, "doc_id of the --raw document")->type_name("ID");
+  tool.add_choice("--format", opt.format,
+                  {{"auto", Format::Auto}, {"text", Format::Text}, {"markdown", Format::Markdown}, {"html", Format::Html}},
+                  "Document format (auto: by file extension; records and --raw are text)");
+  app.add_option("--ext", opt.ext, "File extensions read when walking folders (others are skipped and counted)")->type_name("LIST");
+  tool.add_output();
+  tool.add_on_error();
+  return tool.run(argc, argv, [&] { run(tool, opt); });
+}
