@@ -33,6 +33,8 @@ models: deps
 
 unit-test: build models
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	@# tests skipped here (CUDA without a GPU) say why
+	@for t in $(BUILD)/tests/test_*; do "$$t" 2>/dev/null | grep -A1 ': Skipped$$' | grep -v -e '^--$$' -e ': Skipped$$' | sed "s|^|skipped in $$(basename $$t): |"; done
 
 # libFuzzer targets need clang: a separate build tree, then a short run of each target.
 fuzz: deps
