@@ -4,11 +4,11 @@ repo_root=$(cd "$bench_root/../.." && pwd)
 BUILD=${BUILD:-$repo_root/build}
 mkdir -p "$bench_root/data"
 
-# seconds <cmd...>: wall-clock seconds of one run (output discarded by the caller's redirections)
+# seconds <cmd...>: wall-clock seconds of one run of cmd (its stdout discarded)
 seconds() {
   local t0 t1
   t0=$(date +%s.%N)
-  "$@"
+  "$@" >/dev/null
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
