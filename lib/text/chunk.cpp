@@ -1,6 +1,7 @@
 #include "loom/text/chunk.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "loom/text/utf8.h"
@@ -9,8 +10,15 @@ namespace loom::text {
 
 namespace {
 
+constexpr size_t npos = std::string_view::npos;
+
 struct Span {
   size_t b, e;
+};
+
+// A piece of the text as a separator cut it, with its length (code points, or params.length).
+struct Piece {
+  size_t b, e, len;
 };
 
 // A separator of the recursive splitter.
@@ -31,162 +39,194 @@ std::vector<Sep> make_separators(const std::vector<std::string>& user) {
 
 bool is_terminal(uint32_t cp) { return cp == '.' || cp == '!' || cp == '?'; }
 
-// The recursive splitter (LangChain's algorithm) over byte spans of one text.
+// The recursive splitter: LangChain's RecursiveCharacterTextSplitter (_split_text, _merge_splits,
+// _join_docs with keep_separator="end" and strip_whitespace=True) over byte offsets of one text.
+// Nothing is copied: pieces and chunks are [b, e) ranges, kept in per-depth scratch vectors.
+//
+// `protect` (sorted, disjoint) are ranges no cut may fall strictly inside (markdown fences): a
+// separator match ending inside one is skipped, and in character mode the range is one piece.
 class Recursive {
  public:
   Recursive(std::string_view text, const ChunkParams& p, std::vector<Sep> seps, std::vector<Span> protect = {})
-      : t_(text), p_(p), seps_(std::move(seps)), protect_(std::move(protect)) {}
+      : t_(text), p_(p), seps_(std::move(seps)), protect_(std::move(protect)), scratch_(seps_.size() + 2) {}
 
   size_t len(size_t b, size_t e) const {
     std::string_view s = t_.substr(b, e - b);
     return p_.length ? p_.length(s) : utf8::count(s);
   }
 
-  // Splits [b, e) with separators from index `from` on, appending chunk spans to out.
-  void split(size_t b, size_t e, size_t from, std::vector<Span>& out) const {
+  // _split_text on [b, e): cut with the first separator (index `from` on) that occurs in it, then
+  // process() the pieces. `depth` picks the scratch vector (one per recursion level).
+  void split(size_t b, size_t e, size_t from, std::vector<Span>& out, size_t depth = 1) {
     size_t chosen = seps_.size() - 1, next = seps_.size();
+    Span first{e, e};  // the chosen separator's first match; {e, e}: none
     for (size_t i = from; i < seps_.size(); ++i) {
-      size_t mb, me;
       if (seps_[i].kind == Sep::Chars) {
         chosen = i;
         break;
       }
-      if (find(seps_[i], b, e, mb, me)) {
+      if (find(seps_[i], b, e, first)) {
         chosen = i;
         next = i + 1;
         break;
       }
     }
-    std::vector<Span> pieces;
-    pieces_of(seps_[chosen], b, e, pieces);
-
-    std::vector<Span> good;
-    std::vector<size_t> good_len;
-    for (const Span& s : pieces) {
-      size_t l = len(s.b, s.e);
-      if (l < p_.size) {
-        good.push_back(s);
-        good_len.push_back(l);
-        continue;
-      }
-      if (!good.empty()) {
-        merge(good, good_len, out);
-        good.clear();
-        good_len.clear();
-      }
-      if (next >= seps_.size())
-        out.push_back(s);  // nothing finer to split with: kept as it is (LangChain does the same)
-      else
-        split(s.b, s.e, next, out);
-    }
-    if (!good.empty()) merge(good, good_len, out);
+    std::vector<Piece>& pieces = scratch_[depth];
+    pieces.clear();
+    pieces_of(seps_[chosen], b, e, first, pieces);
+    process(pieces, next, out, depth);
   }
 
-  // Merges consecutive pieces into chunks of at most size, sharing at most overlap (LangChain's
-  // _merge_splits with an empty joiner, since separators stay attached to their pieces).
-  void merge(const std::vector<Span>& s, const std::vector<size_t>& l, std::vector<Span>& out) const {
+  // The second half of _split_text: runs of pieces shorter than size are merged; a piece of size
+  // or more is split again with the separators from `next` on, or kept whole when there are none.
+  void process(const std::vector<Piece>& pieces, size_t next, std::vector<Span>& out, size_t depth = 0) {
+    size_t g = 0;  // first piece of the current run of short ones
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (pieces[i].len < p_.size) continue;
+      if (g < i) merge(&pieces[g], i - g, out);
+      const Piece s = pieces[i];
+      if (next >= seps_.size())
+        out.push_back({s.b, s.e});  // nothing finer to split with: kept as it is, untrimmed
+      else
+        split(s.b, s.e, next, out, depth + 1);
+      g = i + 1;
+    }
+    if (g < pieces.size()) merge(&pieces[g], pieces.size() - g, out);
+  }
+
+  // _merge_splits with an empty joiner (separators stay attached to their pieces): consecutive
+  // pieces up to size; after each chunk, pieces are dropped from the front until what is kept is
+  // at most overlap and leaves room for the next piece.
+  void merge(const Piece* s, size_t n, std::vector<Span>& out) const {
     size_t lo = 0, total = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (total + l[i] > p_.size && i > lo) {
+    for (size_t i = 0; i < n; ++i) {
+      if (total + s[i].len > p_.size && i > lo) {
         emit(s[lo].b, s[i - 1].e, out);
-        while (total > p_.overlap || (total + l[i] > p_.size && total > 0)) {
-          total -= l[lo];
+        while (lo < i && (total > p_.overlap || (total + s[i].len > p_.size && total > 0))) {
+          total -= s[lo].len;
           ++lo;
         }
       }
-      total += l[i];
+      total += s[i].len;
     }
-    if (lo < s.size()) emit(s[lo].b, s.back().e, out);
+    if (lo < n) emit(s[lo].b, s[n - 1].e, out);
   }
 
-  // Appends [b, e) trimmed of whitespace, unless nothing is left.
+  // _join_docs: appends [b, e) trimmed of whitespace (str.strip()), unless nothing is left.
   void emit(size_t b, size_t e, std::vector<Span>& out) const {
-    while (b < e) {
-      size_t j = b;
-      if (!utf8::is_space(utf8::next(t_, j))) break;
-      b = j;
-    }
-    while (e > b) {
-      size_t j = e;
-      if (!utf8::is_space(utf8::prev(t_, j))) break;
-      e = j;
-    }
-    if (b < e) out.push_back({b, e});
+    utf8::Range r = utf8::strip(t_, b, e);
+    if (r.begin < r.end) out.push_back({r.begin, r.end});
   }
 
  private:
-  // Is byte offset x strictly inside a protected span?
+  // The protected range x lies strictly inside, if any.
   const Span* inside(size_t x) const {
     auto it = std::upper_bound(protect_.begin(), protect_.end(), x, [](size_t v, const Span& s) { return v < s.e; });
     if (it != protect_.end() && it->b < x && x < it->e) return &*it;
     return nullptr;
   }
 
-  // First match of sep in [from, e) whose end is not inside a protected span.
-  bool find(const Sep& sep, size_t from, size_t e, size_t& mb, size_t& me) const {
-    while (from < e) {
-      if (sep.kind == Sep::Literal) {
-        size_t at = t_.substr(0, e).find(sep.lit, from);
-        if (at == std::string_view::npos) return false;
-        mb = at;
-        me = at + sep.lit.size();
-      } else {  // SentenceEnd: [.!?] followed by one or more whitespace characters (Python's \s)
-        size_t i = from;
-        bool found = false;
-        while (i < e) {
-          size_t k = i;  // the next terminal punctuation
-          while (k < e && t_[k] != '.' && t_[k] != '!' && t_[k] != '?') ++k;
-          if (k >= e) break;
-          size_t j = k + 1, w = j;
-          while (w < e) {
-            size_t n = w;
-            if (!utf8::is_space(utf8::next(t_, n))) break;
-            w = n;
-          }
-          if (w > j && w <= e) {
-            mb = k;
-            me = w;
-            found = true;
-            break;
-          }
-          i = k + 1;
-        }
-        if (!found) return false;
+  // First occurrence of lit in [from, e), or npos.
+  size_t find_literal(std::string_view lit, size_t from, size_t e) const {
+    const size_t n = lit.size();
+    if (from > e || e - from < n) return npos;
+    const char* base = t_.data();
+    const size_t last = e - n;  // the last position a match can start at
+    while (from <= last) {
+      const void* q = std::memchr(base + from, lit[0], last + 1 - from);
+      if (!q) return npos;
+      size_t at = static_cast<size_t>(static_cast<const char*>(q) - base);
+      size_t k = 1;
+      while (k < n && base[at + k] == lit[k]) ++k;
+      if (k == n) return at;
+      from = at + 1;
+    }
+    return npos;
+  }
+
+  // Length of the run of whitespace (Python's \s) starting at i, in bytes, up to e.
+  size_t space_run(size_t i, size_t e) const {
+    size_t j = i;
+    while (j < e) {
+      unsigned char c = static_cast<unsigned char>(t_[j]);
+      if (c < 0x80) {
+        if (!utf8::is_space(c)) break;
+        ++j;
+      } else {
+        if (c != 0xC2 && (c < 0xE1 || c > 0xE3)) break;  // no space starts with another byte
+        size_t k = j;
+        if (!utf8::is_space(utf8::next(t_, k)) || k > e) break;
+        j = k;
       }
-      if (const Span* p = inside(me)) {
-        // the split would cut a protected block: look again for a match ending at or after its end
-        from = mb + 1;
-        if (sep.kind == Sep::Literal && p->e >= sep.lit.size()) from = std::max(from, p->e - sep.lit.size());
-        continue;
+    }
+    return j - i;
+  }
+
+  // First match in [from, e) of the regex [.!?]\s+ (greedy, as Python's re finds it).
+  bool find_sentence_end(size_t from, size_t e, Span& m) const {
+    const char* base = t_.data();
+    for (size_t k = from; k < e; ++k) {
+      char c = base[k];
+      if (c != '.' && c != '!' && c != '?') continue;
+      size_t w = space_run(k + 1, e);
+      if (w > 0) {
+        m = {k, k + 1 + w};
+        return true;
       }
-      return true;
     }
     return false;
   }
 
-  void pieces_of(const Sep& sep, size_t b, size_t e, std::vector<Span>& out) const {
+  // First match of sep in [from, e) whose end is not strictly inside a protected range.
+  bool find(const Sep& sep, size_t from, size_t e, Span& m) const {
+    while (from < e) {
+      if (sep.kind == Sep::Literal) {
+        size_t at = find_literal(sep.lit, from, e);
+        if (at == npos) return false;
+        m = {at, at + sep.lit.size()};
+      } else if (!find_sentence_end(from, e, m)) {
+        return false;
+      }
+      if (protect_.empty()) return true;
+      const Span* p = inside(m.e);
+      if (!p) return true;
+      // the cut would fall inside a protected range: look for a match ending at or after its end
+      from = m.b + 1;
+      if (sep.kind == Sep::Literal && p->e >= sep.lit.size()) from = std::max(from, p->e - sep.lit.size());
+    }
+    return false;
+  }
+
+  // _split_text_with_regex with keep_separator="end": each piece runs up to the end of a match
+  // (the text after the last match is the last piece); `first` is the first match, if any. The
+  // "" separator gives one piece per code point (a protected range stays one piece).
+  void pieces_of(const Sep& sep, size_t b, size_t e, Span first, std::vector<Piece>& out) const {
     if (sep.kind == Sep::Chars) {
       size_t i = b;
       while (i < e) {
-        size_t j = i + utf8::sequence_length(static_cast<unsigned char>(t_[i]));
-        if (const Span* p = inside(j)) j = std::min(p->e, e);  // a protected block stays whole
-        out.push_back({i, j});
+        size_t j = std::min(e, i + utf8::sequence_length(static_cast<unsigned char>(t_[i])));
+        if (!protect_.empty())
+          if (const Span* p = inside(j)) j = std::min(p->e, e);
+        out.push_back({i, j, p_.length || j - i > 4 ? len(i, j) : 1});
         i = j;
       }
       return;
     }
-    size_t pos = b, mb, me;
-    while (pos < e && find(sep, pos, e, mb, me)) {
-      if (me > pos) out.push_back({pos, me});
-      pos = me;
+    size_t pos = b;
+    Span m = first;
+    while (m.b < e) {
+      out.push_back({pos, m.e, len(pos, m.e)});
+      pos = m.e;
+      if (!find(sep, pos, e, m)) break;
     }
-    if (pos < e) out.push_back({pos, e});
+    if (pos < e) out.push_back({pos, e, len(pos, e)});
   }
 
   std::string_view t_;
   const ChunkParams& p_;
   std::vector<Sep> seps_;
-  std::vector<Span> protect_;  // sorted, disjoint
+  std::vector<Span> protect_;                // sorted, disjoint
+  std::vector<std::vector<Piece>> scratch_;  // pieces per recursion depth (depth <= seps + 1)
 };
 
 // ---- sentences -------------------------------------------------------------------------------
@@ -444,21 +484,9 @@ std::vector<Chunk> chunk_text(std::string_view text, const ChunkParams& p, const
       break;
     case ChunkStrategy::Sentence: {
       Recursive r(text, p, {{Sep::Literal, "\n"}, {Sep::Literal, " "}, {Sep::Chars, ""}});
-      std::vector<Span> good;
-      std::vector<size_t> good_len;
-      for (const Span& s : sentences(text, 0, text.size())) {
-        size_t l = r.len(s.b, s.e);
-        if (l < p.size) {
-          good.push_back(s);
-          good_len.push_back(l);
-          continue;
-        }
-        if (!good.empty()) r.merge(good, good_len, spans);
-        good.clear();
-        good_len.clear();
-        r.split(s.b, s.e, 0, spans);
-      }
-      if (!good.empty()) r.merge(good, good_len, spans);
+      std::vector<Piece> pieces;
+      for (const Span& s : sentences(text, 0, text.size())) pieces.push_back({s.b, s.e, r.len(s.b, s.e)});
+      r.process(pieces, 0, spans);
       break;
     }
     case ChunkStrategy::Markdown: {
@@ -489,9 +517,15 @@ std::vector<Chunk> chunk_text(std::string_view text, const ChunkParams& p, const
     }
   }
 
+  // A chunk inside its neighbour adds nothing: it happens when a merge window gains or loses only
+  // a whitespace piece, which trimming then removes. Keep the larger one.
   std::vector<Chunk> chunks;
   chunks.reserve(spans.size());
-  for (const Span& s : spans) chunks.push_back({s.b, s.e, {}});
+  for (const Span& s : spans) {
+    if (!chunks.empty() && chunks.back().start <= s.b && s.e <= chunks.back().end) continue;
+    while (!chunks.empty() && s.b <= chunks.back().start && chunks.back().end <= s.e) chunks.pop_back();
+    chunks.push_back({s.b, s.e, {}});
+  }
   assign_sections(chunks, *headings);
   return chunks;
 }

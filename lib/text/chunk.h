@@ -8,7 +8,8 @@
 // Units: `size` and `overlap` count Unicode code points ("characters", what Python's len()
 // counts), unless `length` is set (token sizing). Offsets are bytes into the text.
 //
-// Guarantees, for every strategy: chunks come in order of start; [start, end) lies inside the
+// Guarantees, for every strategy: chunks come in order (starts and ends both strictly
+// increase, so no chunk lies inside another); [start, end) lies inside the
 // text and never cuts a UTF-8 sequence; a chunk is at most `size` long (a single code point always
 // fits); every non-whitespace character of the text is in some chunk; the output depends only on
 // the text and the parameters.
@@ -20,6 +21,9 @@
 //              recursing into pieces that are still too long, then merge neighbouring pieces up
 //              to `size`. Consecutive chunks share whole pieces totalling at most `overlap`.
 //              Chunks are trimmed of whitespace (Python's str.isspace set); empty ones dropped.
+//              One deliberate difference: where LangChain emits a chunk lying inside the chunk
+//              before or after it (a merge window that differs only by a whitespace piece), loom
+//              keeps only the larger one.
 //   Fixed      windows of exactly `size` code points starting every size-overlap code points;
 //              consecutive windows share exactly `overlap` code points; the last window ends at
 //              the end of the text; windows that are only whitespace are dropped. No trimming.

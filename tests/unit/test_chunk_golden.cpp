@@ -121,11 +121,11 @@ class ChunkGolden : public testing::TestWithParam<Case> {};
 TEST_P(ChunkGolden, MatchesLangChain) {
   const Case& c = GetParam();
   const std::string input = read_file(kGoldenDir + c.name + ".input.txt");
-  const std::vector<Expected> want = read_expected(kGoldenDir + c.name + ".expected.jsonl");
+  const std::vector<Expected> all = read_expected(kGoldenDir + c.name + ".expected.jsonl");
   // The goldens themselves: each expected text is the input at its offsets.
-  for (size_t i = 0; i < want.size(); ++i) {
-    ASSERT_LE(want[i].end, input.size()) << c.name << " golden chunk " << i;
-    ASSERT_EQ(input.substr(want[i].start, want[i].end - want[i].start), want[i].text)
+  for (size_t i = 0; i < all.size(); ++i) {
+    ASSERT_LE(all[i].end, input.size()) << c.name << " golden chunk " << i;
+    ASSERT_EQ(input.substr(all[i].start, all[i].end - all[i].start), all[i].text)
         << c.name << " golden chunk " << i << " does not match its offsets; regenerate the goldens";
   }
 
@@ -134,6 +134,15 @@ TEST_P(ChunkGolden, MatchesLangChain) {
   p.size = c.size;
   p.overlap = c.overlap;
   if (c.separators) p.separators = *c.separators;
+  // loom's one documented difference (chunk.h): of two chunks where one lies inside the other
+  // (LangChain emits such pairs when a merge window changes only by a whitespace piece), only the
+  // larger is kept. The same rule applied to LangChain's chunks gives the expected list.
+  std::vector<Expected> want;
+  for (const Expected& e : all) {
+    if (!want.empty() && want.back().start <= e.start && e.end <= want.back().end) continue;
+    while (!want.empty() && e.start <= want.back().start && want.back().end <= e.end) want.pop_back();
+    want.push_back(e);
+  }
   const std::vector<loom::text::Chunk> got = loom::text::chunk_text(input, p);
 
   // First differing chunk (offsets or text), or the first one past the shorter list.
