@@ -5,6 +5,9 @@
 #include <cstring>
 
 #include <array>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -16,6 +19,7 @@ namespace loom::json {
 bool valid_utf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
 
 size_t first_invalid_utf8(std::string_view s) {
+  if (valid_utf8(s)) return s.size();  // the fast check first; the scan below only finds where
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size(), i = 0;
   while (i < n) {
@@ -48,6 +52,22 @@ constexpr auto kEscape = [] {
   t['\\'] = 1;
   return t;
 }();
+
+// Offset of the first byte in [p, end) that needs escaping, or end.
+const char* find_escape(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+  for (; end - p >= 16; p += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                               _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));  // v <= 0x1F, unsigned
+    int mask = _mm_movemask_epi8(hit);
+    if (mask) return p + __builtin_ctz(static_cast<unsigned>(mask));
+  }
+#endif
+  while (p < end && !kEscape[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
 }  // namespace
 
 void append_string_unchecked(std::string& out, std::string_view s) {
@@ -55,9 +75,8 @@ void append_string_unchecked(std::string& out, std::string_view s) {
   const char* p = s.data();
   const char* end = p + s.size();
   const char* run = p;
-  for (; p < end; ++p) {
+  for (; (p = find_escape(p, end)) < end; ++p) {
     unsigned char c = static_cast<unsigned char>(*p);
-    if (!kEscape[c]) continue;
     out.append(run, p - run);
     run = p + 1;
     switch (c) {

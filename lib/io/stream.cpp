@@ -35,8 +35,12 @@ class FdInput final : public Input {
   FdInput(int fd, std::string name, bool owned) : fd_(fd), owned_(owned) {
     name_ = std::move(name);
     struct stat st {};
-    may_block_ = fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode);
+    if (fstat(fd_, &st) == 0) {
+      may_block_ = !S_ISREG(st.st_mode);
+      if (S_ISREG(st.st_mode)) size_ = static_cast<size_t>(st.st_size);
+    }
   }
+  size_t size_hint() const override { return pushback_.empty() ? 0 : size_; }
   ~FdInput() override {
     if (owned_) ::close(fd_);
   }
@@ -67,6 +71,7 @@ class FdInput final : public Input {
   int fd_;
   bool owned_;
   bool may_block_ = false;
+  size_t size_ = 0;
   std::string pushback_;
 };
 
@@ -325,6 +330,17 @@ std::unique_ptr<Input> Input::from_memory(std::string data, std::string name) {
 
 std::string read_all(Input& in) {
   std::string out;
+  if (size_t hint = in.size_hint()) {  // a regular file: one allocation, usually one read
+    out.resize(hint);
+    size_t got = 0;
+    while (got < hint) {
+      size_t r = in.read(out.data() + got, hint - got);
+      if (r == 0) break;
+      got += r;
+    }
+    out.resize(got);
+    if (got < hint) return out;
+  }
   size_t chunk = 1 << 16;
   for (;;) {
     size_t old = out.size();

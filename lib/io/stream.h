@@ -31,6 +31,8 @@ class Input {
   // Reads up to n bytes; returns 0 only at end of input.
   virtual size_t read(char* buf, size_t n) = 0;
   const std::string& name() const { return name_; }
+  // Total bytes still to come when known before reading (an unread regular file), else 0.
+  virtual size_t size_hint() const { return 0; }
 
  protected:
   std::string name_;

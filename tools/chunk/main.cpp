@@ -168,7 +168,7 @@ class Chunker {
   void add(Doc doc) {
     pending_bytes_ += doc.text.size();
     batch_.push_back(std::move(doc));
-    if (batch_.size() >= 256 || pending_bytes_ >= (16u << 20)) run_batch();
+    if (batch_.size() >= 64 || pending_bytes_ >= (4u << 20)) run_batch();
   }
 
   void finish() {
