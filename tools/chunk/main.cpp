@@ -44,6 +44,8 @@ struct Doc {
   size_t line = 0;    // record line for errors (0: whole file)
   Format format = Format::Text;
   io::Record rest;    // the doc record's other fields (passed through)
+  bool load = false;  // text is still to be read from the file `where` (done on a worker thread)
+  size_t load_size = 0;
   // results
   std::string out;
   size_t n_chunks = 0;
@@ -95,6 +97,10 @@ size_t line_of_offset(std::string_view text, size_t off) {
 // Chunks one document into doc.out (JSON lines). Runs on worker threads.
 void chunk_doc(Doc& doc, const text::ChunkParams& params) {
   try {
+    if (doc.load) {
+      auto in = io::Input::open(doc.where);
+      doc.text = io::read_all(*in);
+    }
     size_t bad = json::first_invalid_utf8(doc.text);
     if (bad != doc.text.size()) {
       if (doc.line) throw input_error(fmt::format("invalid UTF-8 in field text at byte {}", bad), doc.where, doc.line);
@@ -166,7 +172,7 @@ class Chunker {
 
   // Queues a document; runs a batch when enough text is waiting.
   void add(Doc doc) {
-    pending_bytes_ += doc.text.size();
+    pending_bytes_ += doc.load ? doc.load_size : doc.text.size();
     batch_.push_back(std::move(doc));
     if (batch_.size() >= 64 || pending_bytes_ >= (4u << 20)) run_batch();
   }
@@ -230,11 +236,12 @@ class Chunker {
 };
 
 Doc file_doc(const std::string& path, const Options& opt) {
-  auto in = io::Input::open(path);
   Doc d;
   d.doc_id = path;
   d.where = path;
-  d.text = io::read_all(*in);
+  d.load = true;
+  std::error_code ec;
+  d.load_size = static_cast<size_t>(fs::file_size(path, ec));
   d.format = opt.format == Format::Auto ? format_for_path(path) : opt.format;
   return d;
 }
