@@ -436,9 +436,15 @@ JsonlReader::JsonlReader(Input& in) : in_(in), lines_(in), parser_(std::make_uni
 JsonlReader::~JsonlReader() = default;
 
 bool JsonlReader::next(Record& rec) {
+  if (failed_) return false;
   std::string_view line;
   for (;;) {
-    if (!lines_.next(line)) return false;
+    try {
+      if (!lines_.next(line)) return false;
+    } catch (...) {
+      failed_ = true;  // the stream itself is broken (corrupt zstd, read error): nothing follows
+      throw;
+    }
     size_t i = 0;
     while (i < line.size() && is_ws(line[i])) ++i;
     if (i < line.size()) break;  // not blank

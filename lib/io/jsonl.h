@@ -114,15 +114,20 @@ class JsonlReader {
   // Next record; false at end of input. Blank lines are skipped. Throws loom::Error(BadInput)
   // with the input's name and line number for a line that is not a JSON object; the reader is
   // then positioned after that line, so a caller may count it and go on (--on-error skip).
+  // An error of the stream itself (corrupt zstd data, a failed read) has no line number
+  // (Error::line() == 0); the reader then returns false from every later call.
   bool next(Record& rec);
   size_t line() const { return lines_.line_number(); }
   const std::string& name() const { return in_.name(); }
+  // True after an error of the stream itself (see next()): not a record to skip.
+  bool failed() const { return failed_; }
 
  private:
   Input& in_;
   LineReader lines_;
   struct Parser;
   std::unique_ptr<Parser> parser_;
+  bool failed_ = false;
 };
 
 }  // namespace loom::io

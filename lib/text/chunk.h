@@ -72,9 +72,14 @@ std::vector<Chunk> chunk_text(std::string_view text, const ChunkParams& params,
                               const std::vector<Heading>& headings = {});
 
 // ATX ("## Title", up to three spaces of indent, closing #s removed) and setext (a paragraph
-// line underlined with === or ---) headings, outside fenced code blocks (``` or ~~~). Titles are
-// trimmed, with `code` backticks, *emphasis* stars and [link](url) syntax removed. Offsets are
-// the byte offsets of the heading's first line.
+// underlined with === or ---) headings, outside fenced code blocks (``` or ~~~; the closing fence
+// is the same character, at least as long; an unclosed fence runs to the end). Not headings: a
+// "---" under a list item, a block quote or indented code, or after a blank line (a thematic
+// break), and a YAML front matter block at the top ("---" ... "---"). Titles are trimmed, with
+// inline markup removed: `code` keeps its content, *emphasis*/_emphasis_ markers go (snake_case
+// stays), [links](url) and ![images](url) keep their text, <tags> go, \-escapes give the
+// character; a multi-line setext title is joined with spaces. Offsets are the byte offsets of the
+// heading's first line.
 std::vector<Heading> markdown_headings(std::string_view text);
 
 }  // namespace loom::text

@@ -23,14 +23,14 @@ splitter = RecursiveCharacterTextSplitter(
 t0 = time.perf_counter()
 n = 0
 for path in files:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         n += len(splitter.split_text(f.read()))
 split_seconds = time.perf_counter() - t0
 
 t0 = time.perf_counter()
 with open(out_path, "w", encoding="utf-8") as out:
     for path in files:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
         pos = 0  # character offset of the previous chunk's start
         b = 0    # its byte offset (kept incrementally: linear time)

@@ -17,8 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int guard = 0; guard < 100000; ++guard) {
     try {
       if (!reader.next(rec)) break;
-    } catch (const Error&) {
-      continue;  // rejected line; the reader must go on after it
+    } catch (const Error& e) {
+      if (reader.failed()) break;  // the stream itself is bad (corrupt zstd): nothing follows
+      continue;                    // a rejected line: the reader goes on after it
     }
     std::string once = rec.to_json();
     io::Record again = io::Record::parse(once);  // must not throw: we wrote valid JSON

@@ -282,7 +282,7 @@ void read_records(cli::Tool& tool, const Options& opt, io::Input& in, Chunker& c
       chunker.add(std::move(d));
     } catch (Error& e) {
       e.at(reader.name(), reader.line());
-      if (!tool.skip(e)) {
+      if (reader.failed() || !tool.skip(e)) {  // a broken stream is not a bad record to skip
         chunker.finish();  // the documents before the bad one are still written
         throw;
       }
