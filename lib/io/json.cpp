@@ -6,7 +6,7 @@
 
 #include <array>
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 #include <fmt/format.h>
@@ -55,6 +55,16 @@ constexpr auto kEscape = [] {
 
 // Offset of the first byte in [p, end) that needs escaping, or end.
 const char* find_escape(const char* p, const char* end) {
+#if defined(__AVX2__)
+  const __m256i quote32 = _mm256_set1_epi8('"'), bslash32 = _mm256_set1_epi8('\\'), ctl32 = _mm256_set1_epi8(0x1F);
+  for (; end - p >= 32; p += 32) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    __m256i hit = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, quote32), _mm256_cmpeq_epi8(v, bslash32)),
+                                  _mm256_cmpeq_epi8(_mm256_max_epu8(v, ctl32), ctl32));
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(hit));
+    if (mask) return p + __builtin_ctz(mask);
+  }
+#endif
 #if defined(__SSE2__)
   const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
   for (; end - p >= 16; p += 16) {

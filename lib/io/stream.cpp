@@ -227,9 +227,9 @@ class BufferedOutput final : public Output {
   }
 
   void write(std::string_view bytes) override {
-    if (buf_.size() + bytes.size() > kBuffer) {
+    if (buf_.size() + bytes.size() > kBuffer || bytes.size() >= kBuffer / 4) {
       drain();
-      if (bytes.size() > kBuffer) {
+      if (bytes.size() >= kBuffer / 4) {  // large pieces go out directly, without a copy
         sink_->put(bytes.data(), bytes.size());
         return;
       }

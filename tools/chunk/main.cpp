@@ -139,6 +139,9 @@ void chunk_doc(Doc& doc, const text::ChunkParams& params) {
       tail += doc.rest.raw_value(i);
     }
     std::string& o = doc.out;
+    size_t covered = 0;
+    for (const auto& c : chunks) covered += c.end - c.start;
+    o.reserve(covered + covered / 8 + chunks.size() * (2 * doc_id_json.size() + tail.size() + 96));
     for (size_t n = 0; n < chunks.size(); ++n) {
       const text::Chunk& c = chunks[n];
       o += "{\"id\":";
