@@ -103,7 +103,7 @@ void chunk_doc(Doc& doc, const text::ChunkParams& params) {
     }
     size_t bad = json::first_invalid_utf8(doc.text);
     if (bad != doc.text.size()) {
-      if (doc.line) throw input_error(fmt::format("invalid UTF-8 in field text at byte {}", bad), doc.where, doc.line);
+      if (doc.line) throw input_error(fmt::format("invalid UTF-8 in the text at byte {}", bad), doc.where, doc.line);
       throw input_error(fmt::format("invalid UTF-8 at byte {}", bad), doc.where, line_of_offset(doc.text, bad));
     }
     std::vector<text::Heading> headings;
@@ -120,13 +120,15 @@ void chunk_doc(Doc& doc, const text::ChunkParams& params) {
 
     // Fields of the doc record that pass through: everything we do not write ourselves.
     static const std::set<std::string> ours = {"id", "doc_id", "chunk", "text", "start", "end", "section"};
+    if (!json::valid_utf8(doc.doc_id))
+      throw input_error("the document's id (or file name) is not valid UTF-8", doc.where, doc.line);
     std::string id_prefix;
     json::append_string_unchecked(id_prefix, doc.doc_id + "#");
     id_prefix.pop_back();  // drop the closing quote: the chunk number goes inside
     std::string doc_id_json;
     json::append_string_unchecked(doc_id_json, doc.doc_id);
     std::string tail;  // passed-through fields, identical for every chunk
-    if (!title.empty()) {
+    if (!title.empty() && !doc.rest.has("title")) {
       tail += ",\"title\":";
       json::append_string_unchecked(tail, title);
     }
@@ -170,8 +172,8 @@ void chunk_doc(Doc& doc, const text::ChunkParams& params) {
 
 class Chunker {
  public:
-  Chunker(cli::Tool& tool, const Options& opt, text::ChunkParams params)
-      : tool_(tool), opt_(opt), params_(std::move(params)), progress_(tool, "loom-chunk") {}
+  Chunker(cli::Tool& tool, text::ChunkParams params)
+      : tool_(tool), params_(std::move(params)), progress_(tool, "loom-chunk") {}
 
   // Queues a document; runs a batch when enough text is waiting.
   void add(Doc doc) {
@@ -190,9 +192,6 @@ class Chunker {
     run_batch();
     tool_.out().flush();
   }
-
-  uint64_t docs() const { return docs_; }
-  uint64_t chunks() const { return chunks_; }
 
  private:
   void run_batch() {
@@ -230,7 +229,6 @@ class Chunker {
   }
 
   cli::Tool& tool_;
-  const Options& opt_;
   text::ChunkParams params_;
   cli::Progress progress_;
   std::vector<Doc> batch_;
@@ -247,17 +245,6 @@ Doc file_doc(const std::string& path, const Options& opt) {
   d.load_size = static_cast<size_t>(fs::file_size(path, ec));
   d.format = opt.format == Format::Auto ? format_for_path(path) : opt.format;
   return d;
-}
-
-void add_file(cli::Tool& tool, const Options& opt, Chunker& chunker, const std::string& path) {
-  try {
-    chunker.add(file_doc(path, opt));
-  } catch (const Error& e) {
-    if (e.kind() == Error::Kind::Runtime || !tool.skip(e)) {
-      chunker.finish();
-      throw;
-    }
-  }
 }
 
 void read_records(cli::Tool& tool, const Options& opt, io::Input& in, Chunker& chunker) {
@@ -313,7 +300,7 @@ void run(cli::Tool& tool, Options& opt) {
     s = c + 1;
   }
 
-  Chunker chunker(tool, opt, params);
+  Chunker chunker(tool, params);
   // When the input would block (a slow producer), finish the queued documents first, so chunks
   // stream out as their documents arrive.
   io::set_before_block([&] { chunker.drain(); });
@@ -339,7 +326,7 @@ void run(cli::Tool& tool, Options& opt) {
     if (ec || !fs::exists(st)) throw usage_error(fmt::format("{}: No such file or directory", arg));
     if (!fs::is_directory(st)) {
       // A file named on the command line is always read, whatever its extension (as ripgrep does).
-      add_file(tool, opt, chunker, arg);
+      chunker.add(file_doc(arg, opt));
       continue;
     }
     std::vector<std::string> files;
@@ -360,7 +347,7 @@ void run(cli::Tool& tool, Options& opt) {
       files.push_back(it->path().string());
     }
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) add_file(tool, opt, chunker, f);
+    for (const auto& f : files) chunker.add(file_doc(f, opt));
   }
   chunker.finish();
   if (skipped_files)
