@@ -8,8 +8,8 @@
 # (found on PATH) and says which stages are still to come.
 set -euo pipefail
 here=${LOOM_EXAMPLES_DIR:-$(cd "$(dirname "$0")" && pwd)}
-docs=${1:-$here/docs}
 work=${LOOM_WORK:-$(mktemp -d)}
+if [ $# -eq 0 ]; then cd "$here"; docs=docs; else docs=$1; fi   # doc ids are paths as given
 
 # 1. chunk: every .md/.html/.txt/.rst file under $docs, ~600 characters with 100 of overlap
 loom chunk "$docs" --size 600 --overlap 100 -o "$work/chunks.jsonl"
