@@ -45,18 +45,22 @@ void check_invariants(std::string_view t, const ChunkParams& p, const std::vecto
     ASSERT_LE(c.end, t.size());
     ASSERT_TRUE(utf8::is_boundary(t, c.start) && utf8::is_boundary(t, c.end)) << "chunk " << i << " cuts UTF-8";
     ASSERT_LE(cps(t, c.start, c.end), p.size) << "chunk " << i << " too long";
-    // in order: starts never go back, ends always advance (two chunks may start at the same place
-    // when the piece before the second was only whitespace, as in LangChain)
-    if (i) ASSERT_LE(chunks[i - 1].start, c.start) << "chunks out of order at " << i;
-    if (i) ASSERT_LT(chunks[i - 1].end, c.end) << "chunk " << i << " does not advance";
-    if (i && c.start < chunks[i - 1].end && p.strategy != ChunkStrategy::Markdown)
+    // in order: starts and ends both advance (no chunk lies inside another)
+    if (i) {
+      ASSERT_LT(chunks[i - 1].start, c.start) << "chunks out of order at " << i;
+      ASSERT_LT(chunks[i - 1].end, c.end) << "chunk " << i << " does not advance";
+    }
+    if (i && c.start < chunks[i - 1].end && p.strategy != ChunkStrategy::Markdown) {
       ASSERT_LE(cps(t, c.start, chunks[i - 1].end), p.overlap) << "overlap too large at " << i;
+    }
     for (size_t k = c.start; k < c.end; ++k) covered[k] = true;
   }
   for (size_t k = 0; k < t.size();) {
     size_t n = k;
     char32_t cp = utf8::next(t, n);
-    if (!utf8::is_space(cp)) ASSERT_TRUE(covered[k]) << "content lost at byte " << k;
+    if (!utf8::is_space(cp)) {
+      ASSERT_TRUE(covered[k]) << "content lost at byte " << k;
+    }
     k = n;
   }
 }
