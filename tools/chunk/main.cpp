@@ -200,18 +200,34 @@ class Chunker {
     batch.swap(batch_);  // taken whole: an error below never leaves documents to be written twice
     pending_bytes_ = 0;
     unsigned workers = std::min<unsigned>(tool_.common().threads, static_cast<unsigned>(batch.size()));
-    if (workers <= 1) {
-      for (auto& d : batch) chunk_doc(d, params_);
-    } else {
-      std::atomic<size_t> next{0};
-      std::vector<std::thread> pool;
-      for (unsigned w = 0; w < workers; ++w)
-        pool.emplace_back([&] {
-          for (size_t i; (i = next.fetch_add(1)) < batch.size();) chunk_doc(batch[i], params_);
-        });
-      for (auto& t : pool) t.join();
-    }
-    for (auto& d : batch) {
+    // Workers chunk documents in any order; this thread writes them in input order as each one
+    // is done, so writing overlaps chunking.
+    std::vector<std::atomic<bool>> done(batch.size());
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < batch.size();) {
+        chunk_doc(batch[i], params_);
+        done[i].store(true, std::memory_order_release);
+        done[i].notify_one();
+      }
+    };
+    if (workers > 1)
+      for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work);
+    else
+      work();
+    struct Joiner {  // the workers are joined however this function is left
+      std::vector<std::thread>& pool;
+      std::atomic<size_t>& next;
+      size_t n;
+      ~Joiner() {
+        next.store(n);  // hand out no more documents
+        for (auto& t : pool) t.join();
+      }
+    } joiner{pool, next, batch.size()};
+    for (size_t i = 0; i < batch.size(); ++i) {
+      done[i].wait(false, std::memory_order_acquire);
+      Doc& d = batch[i];
       if (d.error) {
         try {
           std::rethrow_exception(d.error);
@@ -221,6 +237,7 @@ class Chunker {
         continue;
       }
       tool_.out().write(d.out);
+      std::string().swap(d.out);  // give the memory back as we go
       ++docs_;
       chunks_ += d.n_chunks;
       bytes_ += d.text.size();
