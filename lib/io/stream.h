@@ -41,6 +41,25 @@ class Input {
 // Reads a whole input into memory (documents for chunking; small files).
 std::string read_all(Input& in);
 
+// The bytes of a whole file: mapped read-only when it is a large (4 MiB+), plain, uncompressed
+// regular file (no copy), read and decompressed otherwise. Errors as Input::open. Movable, not copyable.
+class FileBytes {
+ public:
+  static FileBytes load(const std::string& path);
+  FileBytes() = default;
+  FileBytes(FileBytes&& o) noexcept { *this = std::move(o); }
+  FileBytes& operator=(FileBytes&& o) noexcept;
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes();
+  std::string_view view() const { return map_ ? std::string_view(static_cast<const char*>(map_), size_) : owned_; }
+
+ private:
+  std::string owned_;
+  void* map_ = nullptr;
+  size_t size_ = 0;
+};
+
 class Output {
  public:
   virtual ~Output() = default;

@@ -46,6 +46,7 @@ struct Doc {
   io::Record rest;    // the doc record's other fields (passed through)
   bool load = false;  // text is still to be read from the file `where` (done on a worker thread)
   size_t load_size = 0;
+  size_t n_bytes = 0;  // size of the document's text, for progress
   // results
   std::string out;
   size_t n_chunks = 0;
@@ -90,33 +91,37 @@ std::vector<std::string> parse_separators(const std::string& json_array) {
   return out;
 }
 
-size_t line_of_offset(std::string_view text, size_t off) {
+size_t line_of_offset(std::string_view text, size_t off) {  // 1-based
   return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(off), '\n'));
 }
 
 // Chunks one document into doc.out (JSON lines). Runs on worker threads.
 void chunk_doc(Doc& doc, const text::ChunkParams& params) {
   try {
+    io::FileBytes file;  // a file's bytes, mapped: no copy
+    std::string_view text = doc.text;
     if (doc.load) {
-      auto in = io::Input::open(doc.where);
-      doc.text = io::read_all(*in);
+      file = io::FileBytes::load(doc.where);
+      text = file.view();
     }
-    size_t bad = json::first_invalid_utf8(doc.text);
-    if (bad != doc.text.size()) {
+    doc.n_bytes = text.size();
+    size_t bad = json::first_invalid_utf8(text);
+    if (bad != text.size()) {
       if (doc.line) throw input_error(fmt::format("invalid UTF-8 in the text at byte {}", bad), doc.where, doc.line);
-      throw input_error(fmt::format("invalid UTF-8 at byte {}", bad), doc.where, line_of_offset(doc.text, bad));
+      throw input_error(fmt::format("invalid UTF-8 at byte {}", bad), doc.where, line_of_offset(text, bad));
     }
     std::vector<text::Heading> headings;
     std::string title;
     if (doc.format == Format::Html) {
-      text::HtmlDocument h = text::html_to_text(doc.text);
+      text::HtmlDocument h = text::html_to_text(text);
       doc.text = std::move(h.text);
+      text = doc.text;
       headings = std::move(h.headings);
       title = std::move(h.title);
     } else if (doc.format == Format::Markdown && params.strategy != text::ChunkStrategy::Markdown) {
-      headings = text::markdown_headings(doc.text);
+      headings = text::markdown_headings(text);
     }
-    std::vector<text::Chunk> chunks = text::chunk_text(doc.text, params, headings);
+    std::vector<text::Chunk> chunks = text::chunk_text(text, params, headings);
 
     // Fields of the doc record that pass through: everything we do not write ourselves.
     static const std::set<std::string> ours = {"id", "doc_id", "chunk", "text", "start", "end", "section"};
@@ -154,7 +159,7 @@ void chunk_doc(Doc& doc, const text::ChunkParams& params) {
       o += ",\"chunk\":";
       o += std::to_string(n);
       o += ",\"text\":";
-      json::append_string_unchecked(o, std::string_view(doc.text).substr(c.start, c.end - c.start));
+      json::append_string_unchecked(o, text.substr(c.start, c.end - c.start));
       o += ",\"start\":";
       o += std::to_string(c.start);
       o += ",\"end\":";
@@ -240,7 +245,7 @@ class Chunker {
       std::string().swap(d.out);  // give the memory back as we go
       ++docs_;
       chunks_ += d.n_chunks;
-      bytes_ += d.text.size();
+      bytes_ += d.n_bytes;
     }
     progress_.tick([&] { return fmt::format("{} docs, {} chunks, {:.1f} MB", docs_, chunks_, bytes_ / 1e6); });
   }
