@@ -279,3 +279,24 @@ TEST(Streams, FullDiskIsARuntimeError) {
   ::close(fd);
   EXPECT_TRUE(threw);
 }
+
+TEST(Streams, FileBytesMapsLargeFilesAndReadsTheRest) {
+  fs::path dir = temp_dir();
+  std::string big(6 << 20, 'a');  // mapped
+  for (size_t i = 0; i < big.size(); i += 4099) big[i] = static_cast<char>('a' + i % 26);
+  { std::ofstream(dir / "big.txt", std::ios::binary) << big; }
+  { std::ofstream(dir / "small.txt", std::ios::binary) << "small"; }
+  {
+    auto out = io::Output::open((dir / "big.txt.zst").string());
+    out->write(big);
+    out->close();
+  }
+  EXPECT_EQ(io::FileBytes::load((dir / "big.txt").string()).view(), big);
+  EXPECT_EQ(io::FileBytes::load((dir / "small.txt").string()).view(), "small");
+  EXPECT_EQ(io::FileBytes::load((dir / "big.txt.zst").string()).view(), big);  // decompressed
+  io::FileBytes moved = io::FileBytes::load((dir / "big.txt").string());
+  io::FileBytes other = std::move(moved);
+  EXPECT_EQ(other.view().size(), big.size());
+  EXPECT_THROW(io::FileBytes::load((dir / "missing.txt").string()), Error);
+  fs::remove_all(dir);
+}
