@@ -231,7 +231,22 @@ class Recursive {
   // First match in [from, e) of the regex [.!?]\s+ (greedy, as Python's re finds it).
   bool find_sentence_end(size_t from, size_t e, Span& m) const {
     const char* base = t_.data();
+    using vec = unsigned char __attribute__((vector_size(16)));
+    const vec dot = vec{} + '.', bang = vec{} + '!', qm = vec{} + '?';
     for (size_t k = from; k < e; ++k) {
+      while (k + 16 <= e) {  // skip 16 bytes at a time while none is terminal punctuation
+        vec a;
+        std::memcpy(&a, base + k, 16);
+        const vec hit = (a == dot) | (a == bang) | (a == qm);
+        uint64_t w[2];
+        std::memcpy(w, &hit, 16);
+        if (w[0] | w[1]) {
+          k += w[0] ? static_cast<size_t>(__builtin_ctzll(w[0])) / 8 : 8 + static_cast<size_t>(__builtin_ctzll(w[1])) / 8;
+          break;
+        }
+        k += 16;
+      }
+      if (k >= e) break;
       char c = base[k];
       if (c != '.' && c != '!' && c != '?') continue;
       size_t w = space_run(k + 1, e);
