@@ -13,6 +13,7 @@
 #include <simdjson.h>
 
 #include "loom/core/error.h"
+#include "loom/text/utf8.h"
 
 namespace loom::json {
 
@@ -139,23 +140,6 @@ void append_number(std::string& out, uint64_t v) {
   out.append(buf, r.ptr);
 }
 
-static void put_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 static uint32_t hex4(const char* p) {
   uint32_t v = 0;
@@ -196,7 +180,7 @@ void unescape_string(std::string_view raw, std::string& out) {
           }
         }
         if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // lone surrogate
-        put_utf8(out, cp);
+        text::utf8::append(out, cp);
         break;
       }
       default: out += e; break;  // '"', '\\', '/'

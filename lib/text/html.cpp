@@ -11,6 +11,7 @@
 // their end once, and an unterminated construct runs to the end of the input, so the whole pass
 // is linear in the input size.
 #include "loom/text/html.h"
+#include "loom/text/utf8.h"
 
 #include <algorithm>
 #include <array>
@@ -94,28 +95,6 @@ size_t utf8_sequence(const uchar* p, size_t n, size_t* bad) {
   return len;
 }
 
-size_t encode_utf8(uint32_t cp, char* out) {
-  if (cp < 0x80) {
-    out[0] = char(cp);
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = char(0xC0 | (cp >> 6));
-    out[1] = char(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = char(0xE0 | (cp >> 12));
-    out[1] = char(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = char(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = char(0xF0 | (cp >> 18));
-  out[1] = char(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = char(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = char(0x80 | (cp & 0x3F));
-  return 4;
-}
 
 // HTML5 "numeric character reference end state": C1 controls are read as Windows-1252, and
 // code points that cannot be characters become U+FFFD. (0 marks the five unassigned 1252 bytes,
@@ -160,7 +139,7 @@ size_t decode_reference(std::string_view s, size_t i, char* buf, std::string_vie
     }
     if (p == digits) return 0;  // "&#" or "&#x" with no digits: literal text
     if (p < n && s[p] == ';') ++p;
-    *rep = std::string_view(buf, encode_utf8(fix_numeric_reference(v), buf));
+    *rep = std::string_view(buf, utf8::encode(fix_numeric_reference(v), buf));
     return p - i;
   }
   size_t q = p;

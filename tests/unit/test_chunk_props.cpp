@@ -20,7 +20,11 @@ std::string random_text(std::mt19937& rng, size_t words) {
   static const char* const gaps[] = {" ", " ", " ", " ", "\n", "\n\n", ". ", "! ", "\n\n\n", "  ", "\t", "\r\n"};
   std::string s;
   for (size_t i = 0; i < words; ++i) {
-    if (rng() % 40 == 0) s += "\n## Heading " + std::to_string(i) + "\n";
+    if (rng() % 40 == 0) {
+      s += "\n## Heading ";
+      s += std::to_string(i);
+      s += "\n";
+    }
     if (rng() % 60 == 0) s += "\n```\ncode line\n\n  more code\n```\n";
     s += pieces[rng() % std::size(pieces)];
     s += gaps[rng() % std::size(gaps)];
