@@ -1,0 +1,485 @@
+#include "loom/tokenizer/tokenizer.h"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "loom/core/error.h"
+#include "loom/io/stream.h"
+#include "loom/text/utf8.h"
+
+namespace loom::tok {
+
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+// ---- Unicode classes as the reference (Rust `tokenizers`) defines them ------------------------
+
+// Rust char::is_whitespace: the Unicode White_Space property.
+bool is_white_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+utf8proc_category_t category(char32_t c) { return utf8proc_category(static_cast<utf8proc_int32_t>(c)); }
+
+// BERT's "control": categories Cc, Cf, Cn, Co, Cs, except tab, newline and carriage return.
+bool is_bert_control(char32_t c) {
+  if (c == '\t' || c == '\n' || c == '\r') return false;
+  auto k = category(c);
+  return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
+         k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+}
+
+bool is_bert_punctuation(char32_t c) {
+  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
+  auto k = category(c);
+  return k == UTF8PROC_CATEGORY_PC || k == UTF8PROC_CATEGORY_PD || k == UTF8PROC_CATEGORY_PS ||
+         k == UTF8PROC_CATEGORY_PE || k == UTF8PROC_CATEGORY_PI || k == UTF8PROC_CATEGORY_PF || k == UTF8PROC_CATEGORY_PO;
+}
+
+bool is_cjk_ideograph(char32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+// ---- JSON helpers ----------------------------------------------------------------------------
+
+struct Json {
+  const std::string& file;
+  Error bad(const std::string& what) const { return input_error(what, file); }
+  object obj(element e, const char* what) const {
+    object o;
+    if (e.get(o)) throw bad(fmt::format("{} must be an object", what));
+    return o;
+  }
+  std::string str(element e, const char* what) const {
+    std::string_view s;
+    if (e.get(s)) throw bad(fmt::format("{} must be a string", what));
+    return std::string(s);
+  }
+  bool flag(object o, const char* key, bool def) const {
+    element e;
+    if (o[key].get(e) || e.is_null()) return def;
+    bool b;
+    if (e.get(b)) throw bad(fmt::format("\"{}\" must be true or false", key));
+    return b;
+  }
+  int64_t num(object o, const char* key, int64_t def) const {
+    element e;
+    if (o[key].get(e) || e.is_null()) return def;
+    int64_t v;
+    if (e.get(v)) throw bad(fmt::format("\"{}\" must be an integer", key));
+    return v;
+  }
+  std::string type(object o, const char* what) const {
+    element e;
+    if (o["type"].get(e)) throw bad(fmt::format("{} has no \"type\"", what));
+    return str(e, what);
+  }
+};
+
+// ---- BertNormalizer --------------------------------------------------------------------------
+
+class BertNormalizer final : public Normalizer {
+ public:
+  BertNormalizer(bool clean, bool chinese, bool strip_accents, bool lowercase)
+      : clean_(clean), chinese_(chinese), strip_(strip_accents), lower_(lowercase) {}
+
+  Normalized normalize(std::string_view text) const override {
+    Normalized n;
+    n.text.reserve(text.size() + text.size() / 8);
+    for (size_t i = 0; i < text.size();) {
+      uint32_t b = static_cast<uint32_t>(i);
+      char32_t c = text::utf8::next(text, i);
+      uint32_t e = static_cast<uint32_t>(i);
+      if (clean_) {
+        if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
+        if (is_white_space(c)) c = ' ';
+      }
+      if (chinese_ && is_cjk_ideograph(c)) {
+        n.push(' ', b, e);
+        emit(n, c, b, e);
+        n.push(' ', b, e);
+      } else {
+        emit(n, c, b, e);
+      }
+    }
+    return n;
+  }
+
+ private:
+  void emit(Normalized& n, char32_t c, uint32_t b, uint32_t e) const {
+    if (!strip_ || c < 0x80) return lower(n, c, b, e);
+    utf8proc_int32_t buf[32];
+    int last = 0;
+    utf8proc_ssize_t k = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32, UTF8PROC_DECOMPOSE, &last);
+    if (k <= 0) return lower(n, c, b, e);
+    for (utf8proc_ssize_t j = 0; j < k && j < 32; ++j)
+      if (category(static_cast<char32_t>(buf[j])) != UTF8PROC_CATEGORY_MN) lower(n, static_cast<char32_t>(buf[j]), b, e);
+  }
+  void lower(Normalized& n, char32_t c, uint32_t b, uint32_t e) const {
+    if (!lower_) return n.push(c, b, e);
+    if (c < 0x80) return n.push(c >= 'A' && c <= 'Z' ? c + 32 : c, b, e);
+    if (c == 0x130) {  // the one unconditional multi-character lowercase mapping: İ -> i + U+0307
+      n.push('i', b, e);
+      return n.push(0x307, b, e);
+    }
+    n.push(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))), b, e);
+  }
+  bool clean_, chinese_, strip_, lower_;
+};
+
+// ---- BertPreTokenizer ------------------------------------------------------------------------
+
+class BertPreTokenizer final : public PreTokenizer {
+ public:
+  void split(const Normalized& n, Span within, std::vector<Span>& out) const override {
+    std::string_view t = n.text;
+    size_t word = within.b;
+    for (size_t i = within.b; i < within.e;) {
+      size_t b = i;
+      char32_t c = text::utf8::next(t, i);
+      if (is_white_space(c)) {
+        if (word < b) out.push_back({word, b});
+        word = i;
+      } else if (is_bert_punctuation(c)) {
+        if (word < b) out.push_back({word, b});
+        out.push_back({b, i});
+        word = i;
+      }
+    }
+    if (word < within.e) out.push_back({word, within.e});
+  }
+};
+
+// ---- WordPiece -------------------------------------------------------------------------------
+
+class WordPiece final : public Model {
+ public:
+  WordPiece(std::vector<std::string> pieces, TokenId unk, std::string prefix, size_t max_chars)
+      : pieces_(std::move(pieces)), unk_(unk), prefix_(std::move(prefix)), max_chars_(max_chars) {
+    for (size_t i = 0; i < pieces_.size(); ++i)
+      if (!pieces_[i].empty() || i == 0) ids_.emplace(pieces_[i], static_cast<TokenId>(i));
+  }
+
+  void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
+    std::string_view w = text.substr(word.b, word.e - word.b);
+    if (text::utf8::count(w) > max_chars_) {
+      ids.push_back(unk_);
+      spans.push_back(word);
+      return;
+    }
+    size_t mark = ids.size();
+    std::string key;
+    for (size_t start = 0; start < w.size();) {
+      size_t end = w.size();
+      TokenId found = -1;
+      while (start < end) {
+        key.assign(start > 0 ? prefix_ : std::string());
+        key.append(w.substr(start, end - start));
+        auto it = ids_.find(key);
+        if (it != ids_.end()) {
+          found = it->second;
+          break;
+        }
+        size_t j = end;
+        text::utf8::prev(w, j);
+        end = j;
+      }
+      if (found < 0) {  // no piece fits: the whole word is unknown
+        ids.resize(mark);
+        spans.resize(mark);
+        ids.push_back(unk_);
+        spans.push_back(word);
+        return;
+      }
+      ids.push_back(found);
+      spans.push_back({word.b + start, word.b + end});
+      start = end;
+    }
+  }
+  size_t vocab_size() const override { return pieces_.size(); }
+  const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
+
+ private:
+  std::vector<std::string> pieces_;
+  std::unordered_map<std::string, TokenId> ids_;
+  TokenId unk_;
+  std::string prefix_;
+  size_t max_chars_;
+};
+
+// ---- WordPiece decoder -----------------------------------------------------------------------
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size()) s.replace(at, from.size(), to);
+  return s;
+}
+
+class WordPieceDecoder final : public Decoder {
+ public:
+  WordPieceDecoder(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  std::string decode(const std::vector<std::string>& pieces) const override {
+    std::string out;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      std::string t = pieces[i];
+      if (i != 0) {
+        if (t.compare(0, prefix_.size(), prefix_) == 0) t.erase(0, prefix_.size());
+        else t.insert(0, " ");
+      }
+      if (cleanup_) {
+        static const std::pair<const char*, const char*> kRules[] = {
+            {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+            {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+        for (auto& [from, to] : kRules) t = replace_all(std::move(t), from, to);
+      }
+      out += t;
+    }
+    return out;
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
+}  // namespace
+
+// ---- Normalized ------------------------------------------------------------------------------
+
+Normalized Normalized::identity(std::string_view original) {
+  Normalized n;
+  n.text.assign(original);
+  n.src_begin.resize(original.size());
+  n.src_end.resize(original.size());
+  for (size_t i = 0; i < original.size();) {
+    size_t b = i;
+    text::utf8::next(original, i);
+    for (size_t k = b; k < i; ++k) {
+      n.src_begin[k] = static_cast<uint32_t>(b);
+      n.src_end[k] = static_cast<uint32_t>(i);
+    }
+  }
+  return n;
+}
+
+void Normalized::push(char32_t cp, uint32_t b, uint32_t e) {
+  char buf[4];
+  size_t k = text::utf8::encode(cp, buf);
+  text.append(buf, k);
+  src_begin.insert(src_begin.end(), k, b);
+  src_end.insert(src_end.end(), k, e);
+}
+
+// ---- Tokenizer -------------------------------------------------------------------------------
+
+Tokenizer Tokenizer::from_json_file(const std::string& path) {
+  auto in = io::Input::open(path);
+  return from_json(io::read_all(*in), path);
+}
+
+Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
+  Json j{name};
+  simdjson::dom::parser parser;
+  element root;
+  simdjson::padded_string padded(data);
+  if (auto err = parser.parse(padded).get(root)) throw j.bad(fmt::format("not valid JSON: {}", simdjson::error_message(err)));
+  object top = j.obj(root, "the file");
+  Tokenizer t;
+
+  // model
+  element model_el;
+  if (top["model"].get(model_el)) throw j.bad("no \"model\"");
+  object model = j.obj(model_el, "\"model\"");
+  std::string mtype = j.type(model, "\"model\"");
+  if (mtype != "WordPiece")
+    throw j.bad(fmt::format("model type \"{}\" is not supported yet (supported: WordPiece)", mtype));
+  object vocab;
+  element vocab_el;
+  if (model["vocab"].get(vocab_el) || vocab_el.get(vocab)) throw j.bad("WordPiece model without a \"vocab\" object");
+  std::vector<std::string> pieces;
+  for (auto [key, value] : vocab) {
+    int64_t id;
+    if (value.get(id) || id < 0 || id > (1 << 24)) throw j.bad(fmt::format("vocab entry \"{}\" has no valid id", std::string(key)));
+    if (static_cast<size_t>(id) >= pieces.size()) pieces.resize(static_cast<size_t>(id) + 1);
+    pieces[static_cast<size_t>(id)] = std::string(key);
+  }
+  std::string unk = "[UNK]";
+  element e;
+  if (!model["unk_token"].get(e)) unk = j.str(e, "\"unk_token\"");
+  std::string prefix = "##";
+  if (!model["continuing_subword_prefix"].get(e) && !e.is_null()) prefix = j.str(e, "\"continuing_subword_prefix\"");
+  auto unk_it = std::find(pieces.begin(), pieces.end(), unk);
+  if (unk_it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
+  t.model_ = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
+                                         static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
+
+  // normalizer
+  if (!top["normalizer"].get(e) && !e.is_null()) {
+    object o = j.obj(e, "\"normalizer\"");
+    std::string type = j.type(o, "\"normalizer\"");
+    if (type != "BertNormalizer")
+      throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer)", type));
+    bool lower = j.flag(o, "lowercase", true);
+    t.normalizer_ = std::make_unique<BertNormalizer>(j.flag(o, "clean_text", true), j.flag(o, "handle_chinese_chars", true),
+                                                     j.flag(o, "strip_accents", lower), lower);
+  }
+  // pre-tokenizer
+  if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
+    object o = j.obj(e, "\"pre_tokenizer\"");
+    std::string type = j.type(o, "\"pre_tokenizer\"");
+    if (type != "BertPreTokenizer")
+      throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer)", type));
+    t.pre_ = std::make_unique<BertPreTokenizer>();
+  }
+  // added tokens
+  element added;
+  if (!top["added_tokens"].get(added) && !added.is_null()) {
+    simdjson::dom::array arr;
+    if (added.get(arr)) throw j.bad("\"added_tokens\" must be an array");
+    for (element a : arr) {
+      object o = j.obj(a, "an added token");
+      element c;
+      if (o["content"].get(c)) throw j.bad("an added token has no \"content\"");
+      Added tok{j.str(c, "\"content\""), static_cast<TokenId>(j.num(o, "id", -1)), j.flag(o, "special", false)};
+      if (tok.id < 0 || tok.content.empty()) throw j.bad(fmt::format("added token \"{}\" has no valid id", tok.content));
+      t.added_by_id_[tok.id] = t.added_.size();
+      t.added_.push_back(std::move(tok));
+    }
+  }
+  // post-processor: template for a single sequence
+  if (!top["post_processor"].get(e) && !e.is_null()) {
+    object o = j.obj(e, "\"post_processor\"");
+    std::string type = j.type(o, "\"post_processor\"");
+    if (type != "TemplateProcessing")
+      throw j.bad(fmt::format("post_processor type \"{}\" is not supported yet (supported: TemplateProcessing)", type));
+    simdjson::dom::array single;
+    element s_el;
+    if (o["single"].get(s_el) || s_el.get(single)) throw j.bad("TemplateProcessing without \"single\"");
+    object specials;
+    element sp_el;
+    if (o["special_tokens"].get(sp_el) || sp_el.get(specials)) throw j.bad("TemplateProcessing without \"special_tokens\"");
+    bool after = false;
+    for (element piece : single) {
+      object po = j.obj(piece, "a template piece");
+      element x;
+      if (!po["Sequence"].get(x)) {
+        after = true;
+        continue;
+      }
+      if (po["SpecialToken"].get(x)) throw j.bad("a template piece is neither Sequence nor SpecialToken");
+      element idel;
+      if (x["id"].get(idel)) throw j.bad("a template SpecialToken has no id");
+      std::string name = j.str(idel, "a template token id");
+      element def, ids;
+      if (specials[name].get(def) || def["ids"].get(ids)) throw j.bad(fmt::format("template token \"{}\" is not in special_tokens", name));
+      simdjson::dom::array id_arr;
+      if (ids.get(id_arr)) throw j.bad(fmt::format("special token \"{}\" has no ids", name));
+      for (element v : id_arr) {
+        int64_t id;
+        if (v.get(id)) throw j.bad(fmt::format("special token \"{}\" has a bad id", name));
+        (after ? t.suffix_ : t.prefix_).push_back(static_cast<TokenId>(id));
+      }
+    }
+  }
+  // decoder
+  if (!top["decoder"].get(e) && !e.is_null()) {
+    object o = j.obj(e, "\"decoder\"");
+    std::string type = j.type(o, "\"decoder\"");
+    if (type != "WordPiece") throw j.bad(fmt::format("decoder type \"{}\" is not supported yet (supported: WordPiece)", type));
+    std::string p = "##";
+    if (!o["prefix"].get(e)) p = j.str(e, "\"prefix\"");
+    t.decoder_ = std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
+  }
+  // longest added tokens first, so the longest match wins
+  std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
+  t.added_by_id_.clear();
+  for (size_t i = 0; i < t.added_.size(); ++i) t.added_by_id_[t.added_[i].id] = i;
+  return t;
+}
+
+void Tokenizer::encode_text(std::string_view text, size_t base, Encoding& out) const {
+  Normalized n = normalizer_ ? normalizer_->normalize(text) : Normalized::identity(text);
+  std::vector<Span> words;
+  if (pre_)
+    pre_->split(n, {0, n.text.size()}, words);
+  else if (!n.text.empty())
+    words.push_back({0, n.text.size()});
+  std::vector<TokenId> ids;
+  std::vector<Span> spans;
+  for (const Span& w : words) model_->encode_word(n.text, w, ids, spans);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    out.ids.push_back(ids[i]);
+    out.offsets.push_back({base + n.src_begin[spans[i].b], base + n.src_end[spans[i].e - 1]});
+  }
+}
+
+Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) const {
+  Encoding out;
+  if (opt.add_special)
+    for (TokenId id : prefix_) {
+      out.ids.push_back(id);
+      out.offsets.push_back({0, 0});
+    }
+  size_t start = 0;
+  if (opt.parse_special && !added_.empty()) {
+    for (size_t i = 0; i < text.size();) {
+      const Added* hit = nullptr;
+      for (const Added& a : added_)
+        if (text.compare(i, a.content.size(), a.content) == 0) {
+          hit = &a;
+          break;
+        }
+      if (!hit) {
+        ++i;
+        continue;
+      }
+      encode_text(text.substr(start, i - start), start, out);
+      out.ids.push_back(hit->id);
+      out.offsets.push_back({i, i + hit->content.size()});
+      i += hit->content.size();
+      start = i;
+    }
+  }
+  encode_text(text.substr(start), start, out);
+  if (opt.add_special)
+    for (TokenId id : suffix_) {
+      out.ids.push_back(id);
+      out.offsets.push_back({0, 0});
+    }
+  return out;
+}
+
+size_t Tokenizer::vocab_size() const {
+  size_t n = model_->vocab_size();
+  for (const Added& a : added_) n = std::max(n, static_cast<size_t>(a.id) + 1);
+  return n;
+}
+
+std::string_view Tokenizer::piece(TokenId id) const {
+  if (auto it = added_by_id_.find(id); it != added_by_id_.end()) return added_[it->second].content;
+  if (id < 0 || static_cast<size_t>(id) >= model_->vocab_size())
+    throw input_error(fmt::format("token id {} is out of range (vocabulary of {})", id, vocab_size()));
+  return model_->piece(id);
+}
+
+std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special) const {
+  std::vector<std::string> pieces;
+  for (TokenId id : ids) {
+    if (auto it = added_by_id_.find(id); it != added_by_id_.end() && skip_special && added_[it->second].special) continue;
+    pieces.emplace_back(piece(id));
+  }
+  if (decoder_) return decoder_->decode(pieces);
+  std::string out;
+  for (auto& p : pieces) out += p;
+  return out;
+}
+
+}  // namespace loom::tok

@@ -1,0 +1,119 @@
+// Tokenizers: text <-> token ids, exact to the reference implementations.
+//
+// A tokenizer is a pipeline of four replaceable parts (as in Hugging Face `tokenizers` and
+// SentencePiece):
+//
+//   text ──normalizer──▶ normalized text ──pre-tokenizer──▶ words ──model──▶ ids ──post-processor──▶ ids
+//                                                                                (special tokens)
+//   ids  ──decoder──▶ text
+//
+// Alignment: the normalized text remembers, for each of its bytes, the byte range of the
+// original character it came from, so every token maps back to a byte span of the input
+// (Encoding::offsets) even after lowercasing, accent stripping or padding CJK characters.
+//
+// Loading: Tokenizer::from_json_file() reads a Hugging Face tokenizer.json. Implemented so far:
+//   normalizer      BertNormalizer
+//   pre_tokenizer   BertPreTokenizer
+//   model           WordPiece
+//   post_processor  TemplateProcessing (single sequence)
+//   decoder         WordPiece
+// Any other component type is a clear error naming it (loom::Error, BadInput) — never a silent
+// approximation.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace loom::tok {
+
+using TokenId = int32_t;
+
+// Text after normalization, aligned to the original: bytes [src_begin[i], src_end[i]) of the
+// original text produced byte i of `text`.
+struct Normalized {
+  std::string text;
+  std::vector<uint32_t> src_begin, src_end;
+
+  static Normalized identity(std::string_view original);
+  // Appends the UTF-8 of code point cp, produced by original bytes [b, e).
+  void push(char32_t cp, uint32_t b, uint32_t e);
+};
+
+// A span of bytes [b, e).
+struct Span {
+  size_t b = 0, e = 0;
+};
+
+struct Encoding {
+  std::vector<TokenId> ids;
+  std::vector<Span> offsets;  // byte span of each token in the original text ({0,0} for added specials)
+};
+
+struct EncodeOptions {
+  bool add_special = true;    // apply the post-processor's template ([CLS] ... [SEP])
+  bool parse_special = false; // special-token strings in the text become special tokens
+};
+
+class Normalizer {
+ public:
+  virtual ~Normalizer() = default;
+  virtual Normalized normalize(std::string_view text) const = 0;
+};
+
+class PreTokenizer {
+ public:
+  virtual ~PreTokenizer() = default;
+  // Appends the words of n.text (byte spans of the normalized text) to out.
+  virtual void split(const Normalized& n, Span within, std::vector<Span>& out) const = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Appends the tokens of one word (bytes `word` of `text`) with their spans in `text`.
+  virtual void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const = 0;
+  virtual size_t vocab_size() const = 0;
+  virtual const std::string& piece(TokenId id) const = 0;  // id must be < vocab_size()
+};
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual std::string decode(const std::vector<std::string>& pieces) const = 0;
+};
+
+class Tokenizer {
+ public:
+  // Reads a Hugging Face tokenizer.json. Throws loom::Error naming the file and what is wrong.
+  static Tokenizer from_json_file(const std::string& path);
+  static Tokenizer from_json(std::string_view json, const std::string& name = "tokenizer.json");
+
+  Encoding encode(std::string_view text, const EncodeOptions& opt = {}) const;
+  // Throws loom::Error (BadInput) for an id out of range.
+  std::string decode(const std::vector<TokenId>& ids, bool skip_special = false) const;
+
+  size_t vocab_size() const;
+  std::string_view piece(TokenId id) const;
+
+ private:
+  struct Added {
+    std::string content;
+    TokenId id;
+    bool special;
+  };
+  void encode_text(std::string_view text, size_t base, Encoding& out) const;
+
+  std::unique_ptr<Normalizer> normalizer_;
+  std::unique_ptr<PreTokenizer> pre_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Decoder> decoder_;
+  std::vector<Added> added_;                      // longest first (matching prefers longer tokens)
+  std::unordered_map<TokenId, size_t> added_by_id_;
+  std::vector<TokenId> prefix_, suffix_;          // template: tokens before and after the sequence
+};
+
+}  // namespace loom::tok
