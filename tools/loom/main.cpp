@@ -27,7 +27,7 @@ namespace {
 // The programs of the toolkit and what each does (shown by `loom --help` when installed).
 const std::map<std::string, std::string> kTools = {
     {"chunk", "split documents (files, folders, doc records) into chunk records"},
-    {"tokenize", "count, encode and decode tokens; train tokenizers"},
+    {"tokenize", "count, encode and decode tokens"},
     {"embed", "add an embedding to each record"},
     {"index", "build and update a vector + BM25 index directory"},
     {"retrieve", "add the best hits from one or more indexes to query records"},
