@@ -3,6 +3,8 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -283,6 +285,25 @@ void Normalized::push(char32_t cp, uint32_t b, uint32_t e) {
 Tokenizer Tokenizer::from_json_file(const std::string& path) {
   auto in = io::Input::open(path);
   return from_json(io::read_all(*in), path);
+}
+
+Tokenizer Tokenizer::load(const std::string& m) {
+  namespace fs = std::filesystem;
+  auto in_dir = [](const fs::path& d) { return d / "tokenizer.json"; };
+  std::error_code ec;
+  if (fs::is_regular_file(m, ec)) {
+    if (fs::path(m).extension() == ".gguf")
+      throw usage_error(fmt::format("{}: GGUF vocabularies are not supported yet (use the model's tokenizer.json)", m));
+    return from_json_file(m);
+  }
+  if (fs::is_directory(m, ec) && fs::is_regular_file(in_dir(m), ec)) return from_json_file(in_dir(m).string());
+  const char* env = std::getenv("LOOM_MODELS");
+  const char* home = std::getenv("HOME");
+  fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
+  if (fs::is_regular_file(in_dir(root / m), ec)) return from_json_file(in_dir(root / m).string());
+  if (fs::is_regular_file(root / (m + ".gguf"), ec))
+    throw usage_error(fmt::format("model '{}' is a GGUF file; GGUF vocabularies are not supported yet", m));
+  throw usage_error(fmt::format("no tokenizer for '{}': not a tokenizer.json, a folder with one, or a model under {}", m, root.string()));
 }
 
 Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {

@@ -90,6 +90,9 @@ class Tokenizer {
  public:
   // Reads a Hugging Face tokenizer.json. Throws loom::Error naming the file and what is wrong.
   static Tokenizer from_json_file(const std::string& path);
+  // The tokenizer of -m MODEL: a tokenizer.json, a folder holding one, or a model name under
+  // $LOOM_MODELS (default ~/.cache/loom/models). Usage error when none is found.
+  static Tokenizer load(const std::string& model);
   static Tokenizer from_json(std::string_view json, const std::string& name = "tokenizer.json");
 
   Encoding encode(std::string_view text, const EncodeOptions& opt = {}) const;

@@ -15,6 +15,7 @@
 #include "loom/io/jsonl.h"
 #include "loom/text/chunk.h"
 #include "loom/text/html.h"
+#include "loom/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace loom;
@@ -34,6 +35,8 @@ struct Options {
   std::string doc_id = "stdin";
   Format format = Format::Auto;
   std::string ext = "txt,md,markdown,rst,html,htm";
+  bool by_tokens = false;
+  std::string tokenizer;
 };
 
 // One document to chunk.
@@ -309,6 +312,18 @@ void run(cli::Tool& tool, Options& opt) {
   params.strategy = opt.strategy;
   params.size = opt.size;
   params.overlap = opt.overlap;
+  std::shared_ptr<tok::Tokenizer> tokenizer;
+  if (opt.by_tokens) {
+    if (opt.tokenizer.empty()) throw usage_error("--by tokens needs --tokenizer MODEL");
+    if (opt.strategy == text::ChunkStrategy::Fixed)
+      throw usage_error("--by tokens works with the recursive, sentence and markdown strategies (fixed windows count characters)");
+    tokenizer = std::make_shared<tok::Tokenizer>(tok::Tokenizer::load(opt.tokenizer));
+    // the length of a piece: its tokens without the model's special tokens (LangChain's
+    // from_huggingface_tokenizer counts the same way)
+    params.length = [tokenizer](std::string_view piece) { return tokenizer->encode(piece, {false, false}).ids.size(); };
+  } else if (!opt.tokenizer.empty()) {
+    throw usage_error("--tokenizer is used with --by tokens");
+  }
   if (!opt.separators.empty()) {
     if (opt.strategy != text::ChunkStrategy::Recursive) throw usage_error("--separators applies to the recursive strategy only");
     params.separators = parse_separators(opt.separators);
@@ -393,8 +408,11 @@ int main(int argc, char** argv) {
                    {"sentence", text::ChunkStrategy::Sentence},
                    {"markdown", text::ChunkStrategy::Markdown}},
                   "recursive: paragraphs, lines, sentences, words; fixed: exact windows; sentence; markdown: split at headings");
-  app.add_option("--size", opt.size, "Largest chunk, in characters (Unicode code points)")->type_name("N");
-  app.add_option("--overlap", opt.overlap, "Characters shared by consecutive chunks (fixed: exactly; others: whole pieces up to N)")->type_name("N");
+  app.add_option("--size", opt.size, "Largest chunk, in characters (Unicode code points), or tokens with --by tokens")->type_name("N");
+  app.add_option("--overlap", opt.overlap, "Shared by consecutive chunks, same unit (fixed: exactly; others: whole pieces up to N)")->type_name("N");
+  tool.add_choice("--by", opt.by_tokens, {{"chars", false}, {"tokens", true}}, "Unit of --size and --overlap");
+  app.add_option("--tokenizer", opt.tokenizer, "With --by tokens: a tokenizer.json, a folder with one, or a model name (e.g. minilm)")
+      ->type_name("MODEL");
   app.add_option("--separators", opt.separators, "Recursive separators (literal strings) as a JSON array, coarsest first; \"\" splits characters")
       ->type_name("JSON")->default_str("paragraphs, lines, sentences, words, characters");
   app.add_option("--field", opt.field, "Field of doc records that holds the text")->type_name("NAME");

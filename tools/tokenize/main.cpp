@@ -3,14 +3,12 @@
 // Reads records (or takes text arguments) and adds `tokens` and `n_tokens`; --decode turns
 // `tokens` back into `text`. The tokenizers themselves live in lib/tokenizer.
 #include <cstdlib>
-#include <filesystem>
 
 #include "loom/cli/tool.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
 #include "loom/tokenizer/tokenizer.h"
 
-namespace fs = std::filesystem;
 using namespace loom;
 
 namespace {
@@ -25,25 +23,6 @@ struct Options {
   bool add_special = false, no_add_special = false;  // neither: as the model says (add them)
   bool parse_special = false;
 };
-
-// -m: a tokenizer.json, a folder holding one, or a name under $LOOM_MODELS.
-std::string find_tokenizer(const std::string& m) {
-  auto in_dir = [](const fs::path& d) { return d / "tokenizer.json"; };
-  std::error_code ec;
-  if (fs::is_regular_file(m, ec)) {
-    if (fs::path(m).extension() == ".gguf")
-      throw usage_error(fmt::format("{}: GGUF vocabularies are not supported by loom-tokenize yet (use the model's tokenizer.json)", m));
-    return m;
-  }
-  if (fs::is_directory(m, ec) && fs::is_regular_file(in_dir(m), ec)) return in_dir(m).string();
-  const char* env = std::getenv("LOOM_MODELS");
-  const char* home = std::getenv("HOME");
-  fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
-  if (fs::is_regular_file(in_dir(root / m), ec)) return in_dir(root / m).string();
-  if (fs::is_regular_file(root / (m + ".gguf"), ec))
-    throw usage_error(fmt::format("model '{}' is a GGUF file; GGUF vocabularies are not supported by loom-tokenize yet", m));
-  throw usage_error(fmt::format("no tokenizer for -m '{}': not a tokenizer.json, a folder with one, or a model under {}", m, root.string()));
-}
 
 class Tokenize {
  public:
@@ -132,7 +111,7 @@ class Tokenize {
 
 void run(cli::Tool& tool, Options& opt) {
   if (opt.model.empty()) throw usage_error("-m/--model is required (a tokenizer.json, a folder, or a model name)");
-  Tokenize t(tool, opt, tok::Tokenizer::from_json_file(find_tokenizer(opt.model)));
+  Tokenize t(tool, opt, tok::Tokenizer::load(opt.model));
   std::string line;
   if (!opt.texts.empty()) {  // one-off: each argument is a text
     for (const auto& text : opt.texts) {
