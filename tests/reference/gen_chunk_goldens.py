@@ -37,11 +37,23 @@ DEFAULT_SEPARATORS = ["\n\n", "\n", r"[.!?]\s+", " ", ""]
 SEED = 20240917
 
 
-def split(text, size, overlap, separators):
+def token_length(model):
+    """Length in tokens of `model` (a folder under $LOOM_MODELS), special tokens left out: what
+    `loom chunk --by tokens --tokenizer MODEL` measures."""
+    from tokenizers import Tokenizer
+    root = os.environ.get("LOOM_MODELS") or os.path.expanduser("~/.cache/loom/models")
+    tok = Tokenizer.from_file(os.path.join(root, model, "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+
+
+def split(text, size, overlap, separators, length=None):
     seps = DEFAULT_SEPARATORS if separators is None else [re.escape(s) for s in separators]
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=size, chunk_overlap=overlap, separators=seps, keep_separator="end",
-        is_separator_regex=True, strip_whitespace=True, length_function=len)
+        is_separator_regex=True, strip_whitespace=True,
+        length_function=token_length(length) if length else len)
     return splitter.split_text(text)
 
 
@@ -239,13 +251,17 @@ def main():
         ("whitespace_only", " \n\n\t \u3000\u00a0\r\n  \n", 10, 2, None),
         ("empty", "", 100, 10, None),
         ("single_short", "Hello, world. Short text.", 100, 20, None),
+        # sizes in MiniLM tokens (needs scripts/fetch-models)
+        ("design_minilm_tokens_128_16", design, 128, 16, None, "minilm"),
+        ("multilingual_minilm_tokens_48_8", multi, 48, 8, None, "minilm"),
     ]
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     os.makedirs(OUT)
     with open(os.path.join(OUT, "cases.jsonl"), "w", encoding="utf-8") as cf:
-        for name, text, size, overlap, seps in cases:
-            chunks = split(text, size, overlap, seps)
+        for name, text, size, overlap, seps, *length in cases:
+            length = length[0] if length else None
+            chunks = split(text, size, overlap, seps, length)
             starts = place(name, text, chunks)
             data = text.encode("utf-8")
             with open(os.path.join(OUT, name + ".input.txt"), "wb") as f:
@@ -256,8 +272,8 @@ def main():
                     e = b + len(c.encode("utf-8"))
                     assert data[b:e].decode("utf-8") == c
                     f.write(json.dumps({"start": b, "end": e, "text": c}, ensure_ascii=False) + "\n")
-            cf.write(json.dumps({"case": name, "size": size, "overlap": overlap, "separators": seps},
-                                ensure_ascii=False) + "\n")
+            cf.write(json.dumps({"case": name, "size": size, "overlap": overlap, "separators": seps,
+                                 "length": length}, ensure_ascii=False) + "\n")
             print(f"{name}: {len(text)} chars, {len(data)} bytes, {len(chunks)} chunks", file=sys.stderr)
 
 

@@ -20,6 +20,7 @@
 #include "loom/io/jsonl.h"
 #include "loom/io/stream.h"
 #include "loom/text/chunk.h"
+#include "loom/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -29,6 +30,7 @@ struct Case {
   std::string name;
   size_t size = 0, overlap = 0;
   std::optional<std::vector<std::string>> separators;  // nullopt: the defaults
+  std::string length;  // "": characters; else a model whose tokens measure length (--by tokens)
 };
 
 struct Expected {
@@ -64,6 +66,7 @@ std::vector<Case> load_cases(std::string* error = nullptr) {
       c.overlap = static_cast<size_t>(rec.get_int("overlap").value());
       auto seps = rec.raw("separators");
       if (seps && *seps != "null") c.separators = string_array(*seps);
+      c.length = rec.get_string("length").value_or("");
       cases.push_back(std::move(c));
     }
   } catch (const std::exception& e) {
@@ -134,6 +137,16 @@ TEST_P(ChunkGolden, MatchesLangChain) {
   p.size = c.size;
   p.overlap = c.overlap;
   if (c.separators) p.separators = *c.separators;
+  std::shared_ptr<loom::tok::Tokenizer> tokenizer;
+  if (!c.length.empty()) {
+    try {
+      tokenizer = std::make_shared<loom::tok::Tokenizer>(loom::tok::Tokenizer::load(c.length));
+    } catch (const loom::Error& e) {
+      GTEST_SKIP() << "case " << c.name << " measures in " << c.length << " tokens: " << e.what()
+                   << " (run scripts/fetch-models)";
+    }
+    p.length = [tokenizer](std::string_view s) { return tokenizer->encode(s, {false, false}).ids.size(); };
+  }
   // loom's one documented difference (chunk.h): of two chunks where one lies inside the other
   // (LangChain emits such pairs when a merge window changes only by a whitespace piece), only the
   // larger is kept. The same rule applied to LangChain's chunks gives the expected list.
