@@ -28,21 +28,23 @@ bool is_white_space(char32_t c) {
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-utf8proc_category_t category(char32_t c) { return utf8proc_category(static_cast<utf8proc_int32_t>(c)); }
+struct CodeRange {
+  char32_t first, last;
+};
+#include "loom/tokenizer/bert_tables.inc"
 
-// BERT's "control": categories Cc, Cf, Cn, Co, Cs, except tab, newline and carriage return.
-bool is_bert_control(char32_t c) {
-  if (c == '\t' || c == '\n' || c == '\r') return false;
-  auto k = category(c);
-  return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
-         k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+template <size_t N>
+bool in_ranges(const CodeRange (&table)[N], char32_t c) {
+  auto it = std::upper_bound(std::begin(table), std::end(table), c, [](char32_t v, const CodeRange& r) { return v < r.first; });
+  return it != std::begin(table) && c <= (it - 1)->last;
 }
 
+// What BERT's clean_text deletes (controls, format characters, private use, NUL, U+FFFD) and
+// what its pre-tokenizer isolates as punctuation: the reference's own sets (bert_tables.inc).
+bool is_bert_removed(char32_t c) { return in_ranges(kBertRemoved, c); }
 bool is_bert_punctuation(char32_t c) {
-  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
-  auto k = category(c);
-  return k == UTF8PROC_CATEGORY_PC || k == UTF8PROC_CATEGORY_PD || k == UTF8PROC_CATEGORY_PS ||
-         k == UTF8PROC_CATEGORY_PE || k == UTF8PROC_CATEGORY_PI || k == UTF8PROC_CATEGORY_PF || k == UTF8PROC_CATEGORY_PO;
+  if (c < 0x80) return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+  return in_ranges(kBertPunctuation, c);
 }
 
 bool is_cjk_ideograph(char32_t c) {
@@ -95,37 +97,70 @@ class BertNormalizer final : public Normalizer {
       : clean_(clean), chinese_(chinese), strip_(strip_accents), lower_(lowercase) {}
 
   Normalized normalize(std::string_view text) const override {
-    Normalized n;
-    n.text.reserve(text.size() + text.size() / 8);
+    struct Ch {
+      char32_t c;
+      uint32_t b, e;
+    };
+    std::vector<Ch> chars;
+    chars.reserve(text.size());
     for (size_t i = 0; i < text.size();) {
       uint32_t b = static_cast<uint32_t>(i);
       char32_t c = text::utf8::next(text, i);
       uint32_t e = static_cast<uint32_t>(i);
       if (clean_) {
-        if (c == 0 || c == 0xFFFD || is_bert_control(c)) continue;
+        if (is_bert_removed(c)) continue;  // removed characters leave no trace in the alignment
         if (is_white_space(c)) c = ' ';
       }
       if (chinese_ && is_cjk_ideograph(c)) {
-        n.push(' ', b, e);
-        emit(n, c, b, e);
-        n.push(' ', b, e);
+        chars.push_back({' ', b, e});
+        chars.push_back({c, b, e});
+        chars.push_back({' ', b, e});
       } else {
-        emit(n, c, b, e);
+        chars.push_back({c, b, e});
       }
     }
+    if (strip_) {
+      // canonical decomposition (NFD), then the marks removed. As in the reference, reordering
+      // combining marks moves the characters but not the alignment slots.
+      std::vector<Ch> d;
+      d.reserve(chars.size());
+      for (const Ch& ch : chars) {
+        utf8proc_int32_t buf[32];
+        int last = 0;
+        utf8proc_ssize_t k = ch.c < 0x80 ? 0 : utf8proc_decompose_char(static_cast<utf8proc_int32_t>(ch.c), buf, 32, UTF8PROC_DECOMPOSE, &last);
+        if (k <= 0 || k > 32) {
+          d.push_back(ch);
+          continue;
+        }
+        for (utf8proc_ssize_t j = 0; j < k; ++j) d.push_back({static_cast<char32_t>(buf[j]), ch.b, ch.e});
+      }
+      auto ccc = [](char32_t c) { return c < 0x300 ? 0 : utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class; };
+      for (size_t i = 0; i < d.size();) {
+        if (ccc(d[i].c) == 0) {
+          ++i;
+          continue;
+        }
+        size_t j = i;
+        while (j < d.size() && ccc(d[j].c) != 0) ++j;
+        if (j - i > 1) {
+          std::vector<char32_t> run;
+          for (size_t k = i; k < j; ++k) run.push_back(d[k].c);
+          std::stable_sort(run.begin(), run.end(), [&](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
+          for (size_t k = i; k < j; ++k) d[k].c = run[k - i];
+        }
+        i = j;
+      }
+      chars.clear();
+      for (const Ch& ch : d)
+        if (!in_ranges(kBertMarks, ch.c)) chars.push_back(ch);
+    }
+    Normalized n;
+    n.text.reserve(text.size() + text.size() / 8);
+    for (const Ch& ch : chars) lower(n, ch.c, ch.b, ch.e);
     return n;
   }
 
  private:
-  void emit(Normalized& n, char32_t c, uint32_t b, uint32_t e) const {
-    if (!strip_ || c < 0x80) return lower(n, c, b, e);
-    utf8proc_int32_t buf[32];
-    int last = 0;
-    utf8proc_ssize_t k = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32, UTF8PROC_DECOMPOSE, &last);
-    if (k <= 0) return lower(n, c, b, e);
-    for (utf8proc_ssize_t j = 0; j < k && j < 32; ++j)
-      if (category(static_cast<char32_t>(buf[j])) != UTF8PROC_CATEGORY_MN) lower(n, static_cast<char32_t>(buf[j]), b, e);
-  }
   void lower(Normalized& n, char32_t c, uint32_t b, uint32_t e) const {
     if (!lower_) return n.push(c, b, e);
     if (c < 0x80) return n.push(c >= 'A' && c <= 'Z' ? c + 32 : c, b, e);
