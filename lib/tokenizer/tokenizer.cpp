@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include "loom/core/error.h"
+#include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/text/utf8.h"
 
@@ -269,7 +270,7 @@ class WordPieceDecoder final : public Decoder {
       std::string t = pieces[i];
       if (i != 0) {
         if (t.compare(0, prefix_.size(), prefix_) == 0) t.erase(0, prefix_.size());
-        else t.insert(0, " ");
+        else t = std::string(" ").append(t);
       }
       if (cleanup_) {
         static const std::pair<const char*, const char*> kRules[] = {
@@ -285,6 +286,229 @@ class WordPieceDecoder final : public Decoder {
  private:
   std::string prefix_;
   bool cleanup_;
+};
+
+// ---- byte-level BPE (GPT-2 family) --------------------------------------------------------
+
+bool is_letter(char32_t c) {
+  if (c < 0x80) return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+  auto k = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT || k == UTF8PROC_CATEGORY_LM ||
+         k == UTF8PROC_CATEGORY_LO;
+}
+bool is_number(char32_t c) {
+  if (c < 0x80) return c >= '0' && c <= '9';
+  auto k = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+}
+
+// GPT-2's pre-tokenization regex, matched by hand (leftmost alternative wins, as a regex would):
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+class Gpt2PreTokenizer final : public PreTokenizer {
+ public:
+  void split(const Normalized& n, Span within, std::vector<Span>& out) const override {
+    std::string_view t = n.text;
+    size_t i = within.b, end = within.e;
+    auto peek = [&](size_t at, size_t* next) -> char32_t {
+      size_t k = at;
+      char32_t c = text::utf8::next(t, k);
+      if (next) *next = k;
+      return c;
+    };
+    auto run = [&](size_t at, auto pred) {
+      while (at < end) {
+        size_t k;
+        char32_t c = peek(at, &k);
+        if (!pred(c)) break;
+        at = k;
+      }
+      return at;
+    };
+    auto other = [](char32_t c) { return !is_white_space(c) && !is_letter(c) && !is_number(c); };
+    while (i < end) {
+      size_t start = i;
+      // contractions
+      if (t[i] == '\'') {
+        static const char* const kContractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+        size_t len = 0;
+        for (const char* c : kContractions) {
+          size_t l = std::char_traits<char>::length(c);
+          if (i + l <= end && t.compare(i, l, c) == 0) {
+            len = l;
+            break;
+          }
+        }
+        if (len) {
+          out.push_back({i, i + len});
+          i += len;
+          continue;
+        }
+      }
+      size_t j = t[i] == ' ' && i + 1 < end ? i + 1 : i;  // the optional leading space
+      size_t after;
+      char32_t c = peek(j, &after);
+      size_t stop = 0;
+      if (is_letter(c)) stop = run(after, is_letter);
+      else if (is_number(c)) stop = run(after, is_number);
+      else if (other(c)) stop = run(after, other);
+      if (stop) {
+        out.push_back({start, stop});
+        i = stop;
+        continue;
+      }
+      // whitespace: \s+(?!\S) keeps the last whitespace character for the next token, \s+ otherwise
+      size_t ws_end = run(i, is_white_space);
+      if (ws_end == end) {
+        out.push_back({i, ws_end});
+        i = ws_end;
+        continue;
+      }
+      size_t last = ws_end;
+      text::utf8::prev(t, last);  // start of the last whitespace character
+      if (last > i) {
+        out.push_back({i, last});
+        i = last;
+      } else {
+        out.push_back({i, ws_end});
+        i = ws_end;
+      }
+    }
+  }
+};
+
+// GPT-2's reversible map from bytes to printable characters.
+struct ByteMap {
+  std::string to_char[256];            // UTF-8 of the character standing for each byte
+  std::unordered_map<char32_t, uint8_t> to_byte;
+  ByteMap() {
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      char32_t c = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
+      char buf[4];
+      to_char[b].assign(buf, text::utf8::encode(c, buf));
+      to_byte[c] = static_cast<uint8_t>(b);
+    }
+  }
+};
+const ByteMap& byte_map() {
+  static const ByteMap m;
+  return m;
+}
+
+class Bpe final : public Model {
+ public:
+  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, bool byte_level,
+      bool ignore_merges, const std::string& file)
+      : pieces_(std::move(pieces)), byte_level_(byte_level), ignore_merges_(ignore_merges) {
+    for (size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<TokenId>(i));
+    for (size_t r = 0; r < merges.size(); ++r) {
+      std::string joined = merges[r].first;
+      joined += merges[r].second;
+      auto a = ids_.find(merges[r].first), b = ids_.find(merges[r].second), ab = ids_.find(joined);
+      if (a == ids_.end() || b == ids_.end() || ab == ids_.end())
+        throw input_error(fmt::format("merge {} (\"{} {}\") uses a token that is not in the vocab", r + 1, merges[r].first, merges[r].second), file);
+      ranks_.emplace(key(a->second, b->second), std::make_pair(static_cast<uint32_t>(r), ab->second));
+    }
+  }
+
+  void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
+    std::string_view w = text.substr(word.b, word.e - word.b);
+    // symbols: one per byte (byte-level) with their byte spans
+    struct Sym {
+      TokenId id;
+      uint32_t b, e;
+    };
+    std::vector<Sym> syms;
+    std::string mapped;
+    const ByteMap& bm = byte_map();
+    if (ignore_merges_) {
+      mapped.clear();
+      for (unsigned char c : w) mapped += bm.to_char[c];
+      if (auto it = ids_.find(mapped); it != ids_.end()) {
+        ids.push_back(it->second);
+        spans.push_back(word);
+        return;
+      }
+    }
+    for (size_t i = 0; i < w.size(); ++i) {
+      auto it = ids_.find(bm.to_char[static_cast<unsigned char>(w[i])]);
+      if (it == ids_.end()) throw input_error("the vocabulary lacks a byte token");
+      syms.push_back({it->second, static_cast<uint32_t>(word.b + i), static_cast<uint32_t>(word.b + i + 1)});
+    }
+    // merge the best-ranked pair until none applies (words are short: a scan per merge)
+    for (;;) {
+      uint32_t best = UINT32_MAX;
+      size_t at = 0;
+      TokenId merged = 0;
+      for (size_t i = 0; i + 1 < syms.size(); ++i) {
+        auto it = ranks_.find(key(syms[i].id, syms[i + 1].id));
+        if (it != ranks_.end() && it->second.first < best) {
+          best = it->second.first;
+          at = i;
+          merged = it->second.second;
+        }
+      }
+      if (best == UINT32_MAX) break;
+      syms[at] = {merged, syms[at].b, syms[at + 1].e};
+      syms.erase(syms.begin() + static_cast<long>(at) + 1);
+    }
+    for (const Sym& s : syms) {
+      ids.push_back(s.id);
+      spans.push_back({s.b, s.e});
+    }
+  }
+  size_t vocab_size() const override { return pieces_.size(); }
+  const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
+
+ private:
+  static uint64_t key(TokenId a, TokenId b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
+  std::vector<std::string> pieces_;
+  std::unordered_map<std::string, TokenId> ids_;
+  std::unordered_map<uint64_t, std::pair<uint32_t, TokenId>> ranks_;  // pair -> (rank, merged id)
+  bool byte_level_, ignore_merges_;
+};
+
+class ByteLevelDecoder final : public Decoder {
+ public:
+  std::string decode(const std::vector<std::string>& pieces) const override {
+    const ByteMap& bm = byte_map();
+    std::string out;
+    for (const auto& p : pieces) {
+      for (size_t i = 0; i < p.size();) {
+        size_t b = i;
+        char32_t c = text::utf8::next(p, i);
+        auto it = bm.to_byte.find(c);
+        if (it != bm.to_byte.end()) out += static_cast<char>(it->second);
+        else out.append(p, b, i - b);  // an added token's own text
+      }
+    }
+    // bytes that are not valid UTF-8 become U+FFFD, one per maximal invalid subpart (the
+    // reference's lossy decoding)
+    std::string fixed;
+    for (size_t i = 0; i < out.size();) {
+      size_t bad = json::first_invalid_utf8(std::string_view(out).substr(i));
+      fixed.append(out, i, bad);
+      i += bad;
+      if (i >= out.size()) break;
+      unsigned char lead = static_cast<unsigned char>(out[i]);
+      size_t need = lead >= 0xC2 && lead <= 0xDF ? 1 : lead >= 0xE0 && lead <= 0xEF ? 2 : lead >= 0xF0 && lead <= 0xF4 ? 3 : 0;
+      ++i;
+      for (size_t k = 1; k <= need && i < out.size(); ++k, ++i) {
+        unsigned char c = static_cast<unsigned char>(out[i]);
+        unsigned lo = 0x80, hi = 0xBF;
+        if (k == 1) {
+          if (lead == 0xE0) lo = 0xA0;
+          if (lead == 0xED) hi = 0x9F;
+          if (lead == 0xF0) lo = 0x90;
+          if (lead == 0xF4) hi = 0x8F;
+        }
+        if (c < lo || c > hi) break;
+      }
+      fixed += "\xEF\xBF\xBD";
+    }
+    return fixed;
+  }
 };
 
 }  // namespace
@@ -355,11 +579,11 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (top["model"].get(model_el)) throw j.bad("no \"model\"");
   object model = j.obj(model_el, "\"model\"");
   std::string mtype = j.type(model, "\"model\"");
-  if (mtype != "WordPiece")
-    throw j.bad(fmt::format("model type \"{}\" is not supported yet (supported: WordPiece)", mtype));
+  if (mtype != "WordPiece" && mtype != "BPE")
+    throw j.bad(fmt::format("model type \"{}\" is not supported yet (supported: WordPiece, BPE)", mtype));
   object vocab;
   element vocab_el;
-  if (model["vocab"].get(vocab_el) || vocab_el.get(vocab)) throw j.bad("WordPiece model without a \"vocab\" object");
+  if (model["vocab"].get(vocab_el) || vocab_el.get(vocab)) throw j.bad(fmt::format("{} model without a \"vocab\" object", mtype));
   std::vector<std::string> pieces;
   for (auto [key, value] : vocab) {
     int64_t id;
@@ -367,15 +591,36 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
     if (static_cast<size_t>(id) >= pieces.size()) pieces.resize(static_cast<size_t>(id) + 1);
     pieces[static_cast<size_t>(id)] = std::string(key);
   }
-  std::string unk = "[UNK]";
   element e;
-  if (!model["unk_token"].get(e)) unk = j.str(e, "\"unk_token\"");
-  std::string prefix = "##";
-  if (!model["continuing_subword_prefix"].get(e) && !e.is_null()) prefix = j.str(e, "\"continuing_subword_prefix\"");
-  auto unk_it = std::find(pieces.begin(), pieces.end(), unk);
-  if (unk_it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
-  t.model_ = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
-                                         static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
+  if (mtype == "WordPiece") {
+    std::string unk = "[UNK]";
+    if (!model["unk_token"].get(e)) unk = j.str(e, "\"unk_token\"");
+    std::string prefix = "##";
+    if (!model["continuing_subword_prefix"].get(e) && !e.is_null()) prefix = j.str(e, "\"continuing_subword_prefix\"");
+    auto unk_it = std::find(pieces.begin(), pieces.end(), unk);
+    if (unk_it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
+    t.model_ = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
+                                           static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
+  } else if (mtype == "BPE") {
+    if (j.flag(model, "byte_fallback", false)) throw j.bad("BPE with byte_fallback (SentencePiece style) is not supported yet");
+    std::vector<std::pair<std::string, std::string>> merges;
+    simdjson::dom::array arr;
+    if (model["merges"].get(e) || e.get(arr)) throw j.bad("BPE model without \"merges\"");
+    for (element m : arr) {
+      std::string_view sv;
+      simdjson::dom::array pair;
+      if (!m.get(sv)) {  // "a b"
+        size_t sp = sv.find(' ', 1);
+        if (sp == std::string_view::npos) throw j.bad(fmt::format("merge \"{}\" is not two tokens", std::string(sv)));
+        merges.emplace_back(std::string(sv.substr(0, sp)), std::string(sv.substr(sp + 1)));
+      } else if (!m.get(pair) && pair.size() == 2) {  // ["a", "b"]
+        merges.emplace_back(j.str(pair.at(0).value(), "a merge"), j.str(pair.at(1).value(), "a merge"));
+      } else {
+        throw j.bad("a merge must be \"a b\" or [\"a\", \"b\"]");
+      }
+    }
+    t.model_ = std::make_unique<Bpe>(std::move(pieces), merges, true, j.flag(model, "ignore_merges", false), name);
+  }
 
   // normalizer
   if (!top["normalizer"].get(e) && !e.is_null()) {
@@ -391,9 +636,15 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"pre_tokenizer\"");
     std::string type = j.type(o, "\"pre_tokenizer\"");
-    if (type != "BertPreTokenizer")
-      throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer)", type));
-    t.pre_ = std::make_unique<BertPreTokenizer>();
+    if (type == "BertPreTokenizer") {
+      t.pre_ = std::make_unique<BertPreTokenizer>();
+    } else if (type == "ByteLevel") {
+      if (j.flag(o, "add_prefix_space", true)) throw j.bad("ByteLevel with add_prefix_space is not supported yet");
+      if (!j.flag(o, "use_regex", true)) throw j.bad("ByteLevel without its regex is not supported yet");
+      t.pre_ = std::make_unique<Gpt2PreTokenizer>();
+    } else {
+      throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer, ByteLevel)", type));
+    }
   }
   // added tokens
   element added;
@@ -414,34 +665,36 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (!top["post_processor"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"post_processor\"");
     std::string type = j.type(o, "\"post_processor\"");
-    if (type != "TemplateProcessing")
-      throw j.bad(fmt::format("post_processor type \"{}\" is not supported yet (supported: TemplateProcessing)", type));
-    simdjson::dom::array single;
-    element s_el;
-    if (o["single"].get(s_el) || s_el.get(single)) throw j.bad("TemplateProcessing without \"single\"");
-    object specials;
-    element sp_el;
-    if (o["special_tokens"].get(sp_el) || sp_el.get(specials)) throw j.bad("TemplateProcessing without \"special_tokens\"");
-    bool after = false;
-    for (element piece : single) {
-      object po = j.obj(piece, "a template piece");
-      element x;
-      if (!po["Sequence"].get(x)) {
-        after = true;
-        continue;
-      }
-      if (po["SpecialToken"].get(x)) throw j.bad("a template piece is neither Sequence nor SpecialToken");
-      element idel;
-      if (x["id"].get(idel)) throw j.bad("a template SpecialToken has no id");
-      std::string name = j.str(idel, "a template token id");
-      element def, ids;
-      if (specials[name].get(def) || def["ids"].get(ids)) throw j.bad(fmt::format("template token \"{}\" is not in special_tokens", name));
-      simdjson::dom::array id_arr;
-      if (ids.get(id_arr)) throw j.bad(fmt::format("special token \"{}\" has no ids", name));
-      for (element v : id_arr) {
-        int64_t id;
-        if (v.get(id)) throw j.bad(fmt::format("special token \"{}\" has a bad id", name));
-        (after ? t.suffix_ : t.prefix_).push_back(static_cast<TokenId>(id));
+    if (type != "TemplateProcessing" && type != "ByteLevel")
+      throw j.bad(fmt::format("post_processor type \"{}\" is not supported yet (supported: TemplateProcessing, ByteLevel)", type));
+    if (type == "TemplateProcessing") {  // (ByteLevel adds no tokens: it only trims offsets)
+      simdjson::dom::array single;
+      element s_el;
+      if (o["single"].get(s_el) || s_el.get(single)) throw j.bad("TemplateProcessing without \"single\"");
+      object specials;
+      element sp_el;
+      if (o["special_tokens"].get(sp_el) || sp_el.get(specials)) throw j.bad("TemplateProcessing without \"special_tokens\"");
+      bool after = false;
+      for (element piece : single) {
+        object po = j.obj(piece, "a template piece");
+        element x;
+        if (!po["Sequence"].get(x)) {
+          after = true;
+          continue;
+        }
+        if (po["SpecialToken"].get(x)) throw j.bad("a template piece is neither Sequence nor SpecialToken");
+        element idel;
+        if (x["id"].get(idel)) throw j.bad("a template SpecialToken has no id");
+        std::string name = j.str(idel, "a template token id");
+        element def, ids;
+        if (specials[name].get(def) || def["ids"].get(ids)) throw j.bad(fmt::format("template token \"{}\" is not in special_tokens", name));
+        simdjson::dom::array id_arr;
+        if (ids.get(id_arr)) throw j.bad(fmt::format("special token \"{}\" has no ids", name));
+        for (element v : id_arr) {
+          int64_t id;
+          if (v.get(id)) throw j.bad(fmt::format("special token \"{}\" has a bad id", name));
+          (after ? t.suffix_ : t.prefix_).push_back(static_cast<TokenId>(id));
+        }
       }
     }
   }
@@ -449,10 +702,15 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (!top["decoder"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"decoder\"");
     std::string type = j.type(o, "\"decoder\"");
-    if (type != "WordPiece") throw j.bad(fmt::format("decoder type \"{}\" is not supported yet (supported: WordPiece)", type));
-    std::string p = "##";
-    if (!o["prefix"].get(e)) p = j.str(e, "\"prefix\"");
-    t.decoder_ = std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
+    if (type == "WordPiece") {
+      std::string p = "##";
+      if (!o["prefix"].get(e)) p = j.str(e, "\"prefix\"");
+      t.decoder_ = std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
+    } else if (type == "ByteLevel") {
+      t.decoder_ = std::make_unique<ByteLevelDecoder>();
+    } else {
+      throw j.bad(fmt::format("decoder type \"{}\" is not supported yet (supported: WordPiece, ByteLevel)", type));
+    }
   }
   // longest added tokens first, so the longest match wins
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
