@@ -376,6 +376,176 @@ class Gpt2PreTokenizer final : public PreTokenizer {
   }
 };
 
+// The Llama 3 / Qwen pre-tokenization regex, matched by hand (max_digits 3 for Llama 3, 1 for Qwen):
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+//   \s*[\r\n]+|\s+(?!\S)|\s+
+class Llama3PreTokenizer final : public PreTokenizer {
+ public:
+  explicit Llama3PreTokenizer(size_t max_digits) : max_digits_(max_digits) {}
+  void split(const Normalized& n, Span within, std::vector<Span>& out) const override {
+    std::string_view t = n.text;
+    size_t i = within.b, end = within.e;
+    auto at = [&](size_t k, size_t* next) -> char32_t {
+      char32_t c = text::utf8::next(t, k);
+      if (next) *next = k;
+      return c;
+    };
+    auto run = [&](size_t k, auto pred, size_t limit = SIZE_MAX) {
+      size_t count = 0;
+      while (k < end && count < limit) {
+        size_t nx;
+        if (!pred(at(k, &nx))) break;
+        k = nx;
+        ++count;
+      }
+      return k;
+    };
+    auto nl = [](char32_t c) { return c == '\r' || c == '\n'; };
+    auto other = [](char32_t c) { return !is_white_space(c) && !is_letter(c) && !is_number(c); };
+    while (i < end) {
+      size_t nx;
+      char32_t c = at(i, &nx);
+      // contractions, any case
+      if (c == '\'' && nx < end) {
+        size_t len = 0;
+        for (const char* w : {"s", "t", "re", "ve", "m", "ll", "d"}) {
+          size_t l = std::char_traits<char>::length(w), k = 0;
+          while (k < l && nx + k < end && (t[nx + k] | 0x20) == w[k]) ++k;
+          if (k == l) {
+            len = l;
+            break;
+          }
+        }
+        if (len) {
+          out.push_back({i, nx + len});
+          i = nx + len;
+          continue;
+        }
+      }
+      // [^\r\n\p{L}\p{N}]?\p{L}+
+      if (!nl(c) && !is_letter(c) && !is_number(c) && nx < end) {
+        size_t nx2;
+        if (is_letter(at(nx, &nx2))) {
+          size_t stop = run(nx2, is_letter);
+          out.push_back({i, stop});
+          i = stop;
+          continue;
+        }
+      }
+      if (is_letter(c)) {
+        size_t stop = run(nx, is_letter);
+        out.push_back({i, stop});
+        i = stop;
+        continue;
+      }
+      // \p{N}{1,max}
+      if (is_number(c)) {
+        size_t stop = run(i, is_number, max_digits_);
+        out.push_back({i, stop});
+        i = stop;
+        continue;
+      }
+      //  ?[^\s\p{L}\p{N}]+[\r\n]*
+      {
+        size_t j = c == ' ' ? nx : i;
+        if (j < end && other(at(j, nullptr))) {
+          size_t stop = run(run(j, other), nl);
+          out.push_back({i, stop});
+          i = stop;
+          continue;
+        }
+      }
+      // whitespace
+      size_t ws_end = run(i, is_white_space);
+      size_t last_nl = 0;  // end of the last newline character in the run
+      for (size_t k = i; k < ws_end;) {
+        size_t k2;
+        if (nl(at(k, &k2))) last_nl = k2;
+        k = k2;
+      }
+      if (last_nl) {  // \s*[\r\n]+
+        out.push_back({i, last_nl});
+        i = last_nl;
+        continue;
+      }
+      if (ws_end == end) {
+        out.push_back({i, ws_end});
+        i = ws_end;
+        continue;
+      }
+      size_t last = ws_end;
+      text::utf8::prev(t, last);
+      size_t stop = last > i ? last : ws_end;  // \s+(?!\S), else \s+
+      out.push_back({i, stop});
+      i = stop;
+    }
+  }
+
+ private:
+  size_t max_digits_;
+};
+
+// Pre-tokenizers applied in turn, each to the pieces of the one before.
+class SequencePreTokenizer final : public PreTokenizer {
+ public:
+  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
+  void split(const Normalized& n, Span within, std::vector<Span>& out) const override {
+    std::vector<Span> cur = {within}, next;
+    for (const auto& p : parts_) {
+      next.clear();
+      for (const Span& s : cur) p->split(n, s, next);
+      cur.swap(next);
+    }
+    out.insert(out.end(), cur.begin(), cur.end());
+  }
+
+ private:
+  std::vector<std::unique_ptr<PreTokenizer>> parts_;
+};
+
+// ByteLevel without its regex: the byte mapping happens in the model; no split.
+class WholePreTokenizer final : public PreTokenizer {
+ public:
+  void split(const Normalized&, Span within, std::vector<Span>& out) const override {
+    if (within.b < within.e) out.push_back(within);
+  }
+};
+
+// Unicode NFC. Composition never crosses ASCII whitespace, so the text is composed segment by
+// segment and each composed segment is aligned to its whole original span.
+class NfcNormalizer final : public Normalizer {
+ public:
+  Normalized normalize(std::string_view text) const override {
+    Normalized n;
+    size_t i = 0;
+    while (i < text.size()) {
+      size_t j = i;
+      while (j < text.size() && !is_ascii_space(text[j])) ++j;
+      if (j == i) ++j;  // one whitespace byte
+      std::string_view seg = text.substr(i, j - i);
+      bool ascii = std::all_of(seg.begin(), seg.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+      if (ascii) {
+        for (size_t k = 0; k < seg.size(); ++k) n.push(static_cast<unsigned char>(seg[k]), static_cast<uint32_t>(i + k), static_cast<uint32_t>(i + k + 1));
+      } else {
+        utf8proc_uint8_t* composed = nullptr;
+        utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(seg.data()), static_cast<utf8proc_ssize_t>(seg.size()),
+                                            &composed, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+        std::string_view cs = len >= 0 ? std::string_view(reinterpret_cast<char*>(composed), static_cast<size_t>(len)) : seg;
+        for (size_t k = 0; k < cs.size();) {
+          char32_t c = text::utf8::next(cs, k);
+          n.push(c, static_cast<uint32_t>(i), static_cast<uint32_t>(j));
+        }
+        std::free(composed);
+      }
+      i = j;
+    }
+    return n;
+  }
+
+ private:
+  static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+};
+
 // GPT-2's reversible map from bytes to printable characters.
 struct ByteMap {
   std::string to_char[256];            // UTF-8 of the character standing for each byte
@@ -511,6 +681,41 @@ class ByteLevelDecoder final : public Decoder {
   }
 };
 
+
+std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
+  std::string type = j.type(o, "\"pre_tokenizer\"");
+  if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
+  if (type == "ByteLevel") {
+    if (j.flag(o, "add_prefix_space", true)) throw j.bad("ByteLevel with add_prefix_space is not supported yet");
+    if (j.flag(o, "use_regex", true)) return std::make_unique<Gpt2PreTokenizer>();
+    return std::make_unique<WholePreTokenizer>();
+  }
+  if (type == "Split") {
+    element pat, rx;
+    std::string_view pattern;
+    if (o["pattern"].get(pat) || pat["Regex"].get(rx) || rx.get(pattern)) throw j.bad("Split pre_tokenizer without a \"Regex\" pattern");
+    element beh;
+    std::string behavior = o["behavior"].get(beh) ? "" : j.str(beh, "\"behavior\"");
+    if (behavior != "Isolated" || j.flag(o, "invert", false)) throw j.bad("Split pre_tokenizer: only the Isolated behavior is supported");
+    static const std::string kLlama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const std::string kQwen =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    if (pattern == kLlama3) return std::make_unique<Llama3PreTokenizer>(3);
+    if (pattern == kQwen) return std::make_unique<Llama3PreTokenizer>(1);
+    throw j.bad(fmt::format("Split pre_tokenizer regex is not one loom knows yet: {}", std::string(pattern)));
+  }
+  if (type == "Sequence") {
+    element ps;
+    simdjson::dom::array arr;
+    if (o["pretokenizers"].get(ps) || ps.get(arr)) throw j.bad("Sequence pre_tokenizer without \"pretokenizers\"");
+    std::vector<std::unique_ptr<PreTokenizer>> parts;
+    for (element p : arr) parts.push_back(load_pre_tokenizer(j, j.obj(p, "a pre_tokenizer")));
+    return std::make_unique<SequencePreTokenizer>(std::move(parts));
+  }
+  throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer, ByteLevel, Split, Sequence)", type));
+}
+
 }  // namespace
 
 // ---- Normalized ------------------------------------------------------------------------------
@@ -626,25 +831,20 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (!top["normalizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"normalizer\"");
     std::string type = j.type(o, "\"normalizer\"");
-    if (type != "BertNormalizer")
-      throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer)", type));
-    bool lower = j.flag(o, "lowercase", true);
-    t.normalizer_ = std::make_unique<BertNormalizer>(j.flag(o, "clean_text", true), j.flag(o, "handle_chinese_chars", true),
-                                                     j.flag(o, "strip_accents", lower), lower);
+    if (type == "BertNormalizer") {
+      bool lower = j.flag(o, "lowercase", true);
+      t.normalizer_ = std::make_unique<BertNormalizer>(j.flag(o, "clean_text", true), j.flag(o, "handle_chinese_chars", true),
+                                                       j.flag(o, "strip_accents", lower), lower);
+    } else if (type == "NFC") {
+      t.normalizer_ = std::make_unique<NfcNormalizer>();
+    } else {
+      throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer, NFC)", type));
+    }
   }
   // pre-tokenizer
   if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"pre_tokenizer\"");
-    std::string type = j.type(o, "\"pre_tokenizer\"");
-    if (type == "BertPreTokenizer") {
-      t.pre_ = std::make_unique<BertPreTokenizer>();
-    } else if (type == "ByteLevel") {
-      if (j.flag(o, "add_prefix_space", true)) throw j.bad("ByteLevel with add_prefix_space is not supported yet");
-      if (!j.flag(o, "use_regex", true)) throw j.bad("ByteLevel without its regex is not supported yet");
-      t.pre_ = std::make_unique<Gpt2PreTokenizer>();
-    } else {
-      throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer, ByteLevel)", type));
-    }
+    t.pre_ = load_pre_tokenizer(j, o);
   }
   // added tokens
   element added;

@@ -161,3 +161,15 @@ TEST(TokenizerParity, Gpt2ByteLevelBpe) {
   // trimmed) are not compared yet
   check_family("gpt2", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
 }
+
+TEST(TokenizerParity, Llama3ByteLevelBpe) {
+  std::string file = kTokGolden + "files/llama3.tokenizer.json.zst";
+  if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+  check_family("llama3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+}
+
+TEST(TokenizerParity, Qwen3ByteLevelBpeWithNfc) {
+  std::string file = kTokGolden + "files/qwen3.tokenizer.json.zst";
+  if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+  check_family("qwen3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+}
