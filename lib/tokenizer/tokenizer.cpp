@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <queue>
 #include <cstdlib>
 #include <filesystem>
 
@@ -566,11 +567,21 @@ const ByteMap& byte_map() {
   return m;
 }
 
+// BPE over one word. Byte-level (GPT-2 family): the symbols are the word's bytes, each as its
+// printable stand-in. Otherwise (SentencePiece style): the symbols are characters, and a character
+// missing from the vocabulary becomes its bytes as <0xXX> tokens (byte_fallback) or the unknown
+// token (consecutive unknowns fused when fuse_unk). Pairs merge lowest rank first, leftmost on a
+// tie, with a heap: linear-logarithmic even for a 20 KB word.
+struct BpeConfig {
+  bool byte_level = true, ignore_merges = false, byte_fallback = false, fuse_unk = false;
+  TokenId unk = -1;
+};
+
 class Bpe final : public Model {
  public:
-  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, bool byte_level,
-      bool ignore_merges, const std::string& file)
-      : pieces_(std::move(pieces)), byte_level_(byte_level), ignore_merges_(ignore_merges) {
+  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, BpeConfig cfg,
+      const std::string& file)
+      : pieces_(std::move(pieces)), cfg_(cfg) {
     for (size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<TokenId>(i));
     for (size_t r = 0; r < merges.size(); ++r) {
       std::string joined = merges[r].first;
@@ -580,63 +591,115 @@ class Bpe final : public Model {
         throw input_error(fmt::format("merge {} (\"{} {}\") uses a token that is not in the vocab", r + 1, merges[r].first, merges[r].second), file);
       ranks_.emplace(key(a->second, b->second), std::make_pair(static_cast<uint32_t>(r), ab->second));
     }
+    if (cfg_.byte_fallback)
+      for (int byte = 0; byte < 256; ++byte) {
+        auto it = ids_.find(fmt::format("<0x{:02X}>", byte));
+        byte_ids_[byte] = it == ids_.end() ? -1 : it->second;
+      }
   }
 
   void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
     std::string_view w = text.substr(word.b, word.e - word.b);
-    // symbols: one per byte (byte-level) with their byte spans
-    struct Sym {
-      TokenId id;
-      uint32_t b, e;
-    };
-    std::vector<Sym> syms;
-    std::string mapped;
     const ByteMap& bm = byte_map();
-    if (ignore_merges_) {
-      mapped.clear();
-      for (unsigned char c : w) mapped += bm.to_char[c];
+    if (cfg_.ignore_merges) {  // a word that is a token is that token
+      std::string mapped;
+      if (cfg_.byte_level)
+        for (unsigned char c : w) mapped += bm.to_char[c];
+      else
+        mapped.assign(w);
       if (auto it = ids_.find(mapped); it != ids_.end()) {
         ids.push_back(it->second);
         spans.push_back(word);
         return;
       }
     }
-    for (size_t i = 0; i < w.size(); ++i) {
-      auto it = ids_.find(bm.to_char[static_cast<unsigned char>(w[i])]);
-      if (it == ids_.end()) throw input_error("the vocabulary lacks a byte token");
-      syms.push_back({it->second, static_cast<uint32_t>(word.b + i), static_cast<uint32_t>(word.b + i + 1)});
-    }
-    // merge the best-ranked pair until none applies (words are short: a scan per merge)
-    for (;;) {
-      uint32_t best = UINT32_MAX;
-      size_t at = 0;
-      TokenId merged = 0;
-      for (size_t i = 0; i + 1 < syms.size(); ++i) {
-        auto it = ranks_.find(key(syms[i].id, syms[i + 1].id));
-        if (it != ranks_.end() && it->second.first < best) {
-          best = it->second.first;
-          at = i;
-          merged = it->second.second;
+    std::vector<Sym> syms;
+    syms.reserve(w.size());
+    if (cfg_.byte_level) {
+      for (size_t i = 0; i < w.size(); ++i) {
+        auto it = ids_.find(bm.to_char[static_cast<unsigned char>(w[i])]);
+        if (it == ids_.end()) throw input_error("the vocabulary lacks a byte token");
+        push_sym(syms, it->second, word.b + i, word.b + i + 1);
+      }
+    } else {
+      std::string ch;
+      for (size_t i = 0; i < w.size();) {
+        size_t b = i;
+        text::utf8::next(w, i);
+        ch.assign(w.substr(b, i - b));
+        if (auto it = ids_.find(ch); it != ids_.end()) {
+          push_sym(syms, it->second, word.b + b, word.b + i);
+        } else if (cfg_.byte_fallback && byte_ids_[static_cast<unsigned char>(ch[0])] >= 0) {
+          for (size_t k = b; k < i; ++k) push_sym(syms, byte_ids_[static_cast<unsigned char>(w[k])], word.b + k, word.b + k + 1);
+        } else {
+          if (cfg_.unk < 0) throw input_error("a character is not in the vocabulary and the model has no unknown token");
+          if (cfg_.fuse_unk && !syms.empty() && syms.back().id == cfg_.unk && syms.back().e == word.b + b)
+            syms.back().e = static_cast<uint32_t>(word.b + i);
+          else
+            push_sym(syms, cfg_.unk, word.b + b, word.b + i);
         }
       }
-      if (best == UINT32_MAX) break;
-      syms[at] = {merged, syms[at].b, syms[at + 1].e};
-      syms.erase(syms.begin() + static_cast<long>(at) + 1);
     }
-    for (const Sym& s : syms) {
-      ids.push_back(s.id);
-      spans.push_back({s.b, s.e});
+    merge_all(syms);
+    for (size_t i = 0; i < syms.size(); i = static_cast<size_t>(syms[i].next)) {
+      ids.push_back(syms[i].id);
+      spans.push_back({syms[i].b, syms[i].e});
+      if (syms[i].next < 0) break;
     }
   }
   size_t vocab_size() const override { return pieces_.size(); }
   const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
 
  private:
+  struct Sym {
+    TokenId id;
+    uint32_t b, e;
+    int32_t prev, next;  // linked list of live symbols (-1: none)
+  };
+  static void push_sym(std::vector<Sym>& syms, TokenId id, size_t b, size_t e) {
+    int32_t n = static_cast<int32_t>(syms.size());
+    if (n) syms.back().next = n;
+    syms.push_back({id, static_cast<uint32_t>(b), static_cast<uint32_t>(e), n - 1, -1});
+  }
+  void merge_all(std::vector<Sym>& syms) const {
+    if (syms.size() < 2) return;
+    struct Cand {
+      uint32_t rank;
+      int32_t pos;
+      TokenId left, right;
+      bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    };
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+    auto consider = [&](int32_t l) {
+      if (l < 0 || syms[static_cast<size_t>(l)].next < 0) return;
+      int32_t r = syms[static_cast<size_t>(l)].next;
+      auto it = ranks_.find(key(syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id));
+      if (it != ranks_.end()) heap.push({it->second.first, l, syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id});
+    };
+    for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) consider(i);
+    while (!heap.empty()) {
+      Cand c = heap.top();
+      heap.pop();
+      Sym& l = syms[static_cast<size_t>(c.pos)];
+      if (l.id != c.left || l.next < 0) continue;  // l merged or dead since this pair was queued
+      Sym& r = syms[static_cast<size_t>(l.next)];
+      if (r.id != c.right) continue;
+      // still the same pair: merge r into l
+      l.id = ranks_.at(key(c.left, c.right)).second;
+      l.e = r.e;
+      l.next = r.next;
+      if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = c.pos;
+      r.id = -2;  // dead
+      consider(l.prev);
+      consider(c.pos);
+    }
+  }
   static uint64_t key(TokenId a, TokenId b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
   std::vector<std::string> pieces_;
   std::unordered_map<std::string, TokenId> ids_;
   std::unordered_map<uint64_t, std::pair<uint32_t, TokenId>> ranks_;  // pair -> (rank, merged id)
-  bool byte_level_, ignore_merges_;
+  BpeConfig cfg_;
+  TokenId byte_ids_[256] = {};
 };
 
 class ByteLevelDecoder final : public Decoder {
@@ -807,7 +870,6 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
     t.model_ = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
                                            static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
   } else if (mtype == "BPE") {
-    if (j.flag(model, "byte_fallback", false)) throw j.bad("BPE with byte_fallback (SentencePiece style) is not supported yet");
     std::vector<std::pair<std::string, std::string>> merges;
     simdjson::dom::array arr;
     if (model["merges"].get(e) || e.get(arr)) throw j.bad("BPE model without \"merges\"");
@@ -824,7 +886,18 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
         throw j.bad("a merge must be \"a b\" or [\"a\", \"b\"]");
       }
     }
-    t.model_ = std::make_unique<Bpe>(std::move(pieces), merges, true, j.flag(model, "ignore_merges", false), name);
+    BpeConfig cfg;
+    cfg.byte_fallback = j.flag(model, "byte_fallback", false);
+    cfg.byte_level = !cfg.byte_fallback;  // byte fallback means SentencePiece-style characters
+    cfg.ignore_merges = j.flag(model, "ignore_merges", false);
+    cfg.fuse_unk = j.flag(model, "fuse_unk", false);
+    if (!model["unk_token"].get(e) && !e.is_null()) {
+      std::string unk = j.str(e, "\"unk_token\"");
+      auto it = std::find(pieces.begin(), pieces.end(), unk);
+      if (it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
+      cfg.unk = static_cast<TokenId>(it - pieces.begin());
+    }
+    t.model_ = std::make_unique<Bpe>(std::move(pieces), merges, cfg, name);
   }
 
   // normalizer
