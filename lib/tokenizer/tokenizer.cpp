@@ -547,6 +547,163 @@ class NfcNormalizer final : public Normalizer {
   static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 };
 
+// ---- SentencePiece-style pieces (Llama 2, Gemma) ---------------------------------------------
+
+// Normalizers applied in turn; each one's alignment composes with the one before.
+class SequenceNormalizer final : public Normalizer {
+ public:
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> parts) : parts_(std::move(parts)) {}
+  Normalized normalize(std::string_view text) const override {
+    Normalized n = Normalized::identity(text);
+    for (const auto& p : parts_) {
+      Normalized next = p->normalize(n.text);
+      for (size_t i = 0; i < next.text.size(); ++i) {  // map back through the previous step
+        next.src_begin[i] = n.src_begin[next.src_begin[i]];
+        next.src_end[i] = n.src_end[next.src_end[i] - 1];
+      }
+      n = std::move(next);
+    }
+    return n;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Normalizer>> parts_;
+};
+
+// Prepend: a prefix before non-empty text (aligned with the first character).
+class PrependNormalizer final : public Normalizer {
+ public:
+  explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
+  Normalized normalize(std::string_view text) const override {
+    Normalized n;
+    if (text.empty()) return n;
+    size_t first = 0;
+    text::utf8::next(text, first);
+    for (size_t i = 0; i < prefix_.size();) n.push(text::utf8::next(prefix_, i), 0, static_cast<uint32_t>(first));
+    Normalized rest = Normalized::identity(text);
+    n.text += rest.text;
+    n.src_begin.insert(n.src_begin.end(), rest.src_begin.begin(), rest.src_begin.end());
+    n.src_end.insert(n.src_end.end(), rest.src_end.begin(), rest.src_end.end());
+    return n;
+  }
+
+ private:
+  std::string prefix_;
+};
+
+// Replace: every occurrence of a literal string by another (aligned with what it replaced).
+class ReplaceNormalizer final : public Normalizer {
+ public:
+  ReplaceNormalizer(std::string from, std::string to) : from_(std::move(from)), to_(std::move(to)) {}
+  Normalized normalize(std::string_view text) const override {
+    Normalized n;
+    for (size_t i = 0; i < text.size();) {
+      if (!from_.empty() && text.compare(i, from_.size(), from_) == 0) {
+        for (size_t k = 0; k < to_.size();) n.push(text::utf8::next(to_, k), static_cast<uint32_t>(i), static_cast<uint32_t>(i + from_.size()));
+        i += from_.size();
+        continue;
+      }
+      size_t b = i;
+      char32_t c = text::utf8::next(text, i);
+      n.push(c, static_cast<uint32_t>(b), static_cast<uint32_t>(i));
+    }
+    return n;
+  }
+
+ private:
+  std::string from_, to_;
+};
+
+// Split on a literal, the delimiter kept at the end of the piece before it (MergedWithPrevious).
+class SplitMergedWithPrevious final : public PreTokenizer {
+ public:
+  explicit SplitMergedWithPrevious(std::string delim) : delim_(std::move(delim)) {}
+  void split(const Normalized& n, Span within, std::vector<Span>& out) const override {
+    std::string_view t = n.text;
+    size_t start = within.b;
+    for (size_t at = within.b; at < within.e;) {
+      size_t hit = t.substr(0, within.e).find(delim_, at);
+      if (hit == std::string_view::npos) break;
+      out.push_back({start, hit + delim_.size()});
+      start = at = hit + delim_.size();
+    }
+    if (start < within.e) out.push_back({start, within.e});
+  }
+
+ private:
+  std::string delim_;
+};
+
+// Decoders that work piece by piece and hand the pieces on (as the reference's decode chain).
+class ChainDecoder final : public Decoder {
+ public:
+  struct Step {
+    enum Kind { Replace, ByteFallback, Fuse, Strip } kind;
+    std::string from, to;  // Replace; Strip: `from` is the character to strip
+    size_t start = 0, stop = 0;
+  };
+  explicit ChainDecoder(std::vector<Step> steps) : steps_(std::move(steps)) {}
+  std::string decode(const std::vector<std::string>& pieces) const override {
+    std::vector<std::string> p = pieces;
+    for (const Step& s : steps_) {
+      switch (s.kind) {
+        case Step::Replace:
+          for (auto& x : p) x = replace_all(std::move(x), s.from, s.to);
+          break;
+        case Step::ByteFallback: {
+          std::vector<std::string> out;
+          std::string bytes;
+          size_t n_bytes = 0;
+          auto flush = [&] {
+            if (!n_bytes) return;
+            if (json::valid_utf8(bytes)) {
+              out.push_back(bytes);
+            } else {
+              std::string r;
+              for (size_t k = 0; k < n_bytes; ++k) r += "\xEF\xBF\xBD";
+              out.push_back(r);
+            }
+            bytes.clear();
+            n_bytes = 0;
+          };
+          for (auto& x : p) {
+            if (x.size() == 6 && x.compare(0, 3, "<0x") == 0 && x[5] == '>' && std::isxdigit(static_cast<unsigned char>(x[3])) &&
+                std::isxdigit(static_cast<unsigned char>(x[4]))) {
+              bytes += static_cast<char>(std::stoi(x.substr(3, 2), nullptr, 16));
+              ++n_bytes;
+            } else {
+              flush();
+              out.push_back(std::move(x));
+            }
+          }
+          flush();
+          p = std::move(out);
+          break;
+        }
+        case Step::Fuse: {
+          std::string all;
+          for (auto& x : p) all += x;
+          p.assign(1, all);
+          break;
+        }
+        case Step::Strip:
+          for (auto& x : p) {
+            for (size_t k = 0; k < s.start && x.compare(0, s.from.size(), s.from) == 0; ++k) x.erase(0, s.from.size());
+            for (size_t k = 0; k < s.stop && x.size() >= s.from.size() && x.compare(x.size() - s.from.size(), s.from.size(), s.from) == 0; ++k)
+              x.erase(x.size() - s.from.size());
+          }
+          break;
+      }
+    }
+    std::string out;
+    for (auto& x : p) out += x;
+    return out;
+  }
+
+ private:
+  std::vector<Step> steps_;
+};
+
 // GPT-2's reversible map from bytes to printable characters.
 struct ByteMap {
   std::string to_char[256];            // UTF-8 of the character standing for each byte
@@ -745,6 +902,79 @@ class ByteLevelDecoder final : public Decoder {
 };
 
 
+std::string string_pattern(const Json& j, object o, const char* what) {
+  element pat, str;
+  std::string_view v;
+  if (o["pattern"].get(pat) || pat["String"].get(str) || str.get(v))
+    throw j.bad(fmt::format("{}: only literal \"String\" patterns are supported", what));
+  return std::string(v);
+}
+
+std::unique_ptr<Normalizer> load_normalizer(const Json& j, object o) {
+  std::string type = j.type(o, "\"normalizer\"");
+  element e;
+  if (type == "BertNormalizer") {
+    bool lower = j.flag(o, "lowercase", true);
+    return std::make_unique<BertNormalizer>(j.flag(o, "clean_text", true), j.flag(o, "handle_chinese_chars", true),
+                                            j.flag(o, "strip_accents", lower), lower);
+  }
+  if (type == "NFC") return std::make_unique<NfcNormalizer>();
+  if (type == "Prepend") {
+    if (o["prepend"].get(e)) throw j.bad("Prepend normalizer without \"prepend\"");
+    return std::make_unique<PrependNormalizer>(j.str(e, "\"prepend\""));
+  }
+  if (type == "Replace") {
+    if (o["content"].get(e)) throw j.bad("Replace normalizer without \"content\"");
+    return std::make_unique<ReplaceNormalizer>(string_pattern(j, o, "Replace normalizer"), j.str(e, "\"content\""));
+  }
+  if (type == "Sequence") {
+    simdjson::dom::array arr;
+    if (o["normalizers"].get(e) || e.get(arr)) throw j.bad("Sequence normalizer without \"normalizers\"");
+    std::vector<std::unique_ptr<Normalizer>> parts;
+    for (element x : arr) parts.push_back(load_normalizer(j, j.obj(x, "a normalizer")));
+    return std::make_unique<SequenceNormalizer>(std::move(parts));
+  }
+  throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer, NFC, Prepend, Replace, Sequence)", type));
+}
+
+void load_decoder_steps(const Json& j, object o, std::vector<ChainDecoder::Step>& steps) {
+  std::string type = j.type(o, "\"decoder\"");
+  element e;
+  if (type == "Replace") {
+    if (o["content"].get(e)) throw j.bad("Replace decoder without \"content\"");
+    steps.push_back({ChainDecoder::Step::Replace, string_pattern(j, o, "Replace decoder"), j.str(e, "\"content\""), 0, 0});
+  } else if (type == "ByteFallback") {
+    steps.push_back({ChainDecoder::Step::ByteFallback, "", "", 0, 0});
+  } else if (type == "Fuse") {
+    steps.push_back({ChainDecoder::Step::Fuse, "", "", 0, 0});
+  } else if (type == "Strip") {
+    if (o["content"].get(e)) throw j.bad("Strip decoder without \"content\"");
+    steps.push_back({ChainDecoder::Step::Strip, j.str(e, "\"content\""), "", static_cast<size_t>(j.num(o, "start", 0)),
+                     static_cast<size_t>(j.num(o, "stop", 0))});
+  } else if (type == "Sequence") {
+    simdjson::dom::array arr;
+    if (o["decoders"].get(e) || e.get(arr)) throw j.bad("Sequence decoder without \"decoders\"");
+    for (element x : arr) load_decoder_steps(j, j.obj(x, "a decoder"), steps);
+  } else {
+    throw j.bad(fmt::format("decoder type \"{}\" is not supported yet", type));
+  }
+}
+
+std::unique_ptr<Decoder> load_decoder(const Json& j, object o) {
+  std::string type = j.type(o, "\"decoder\"");
+  element e;
+  if (type == "WordPiece") {
+    std::string p = "##";
+    if (!o["prefix"].get(e)) p = j.str(e, "\"prefix\"");
+    return std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
+  }
+  if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
+  std::vector<ChainDecoder::Step> steps;
+  load_decoder_steps(j, o, steps);
+  return std::make_unique<ChainDecoder>(std::move(steps));
+}
+
+
 std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
   std::string type = j.type(o, "\"pre_tokenizer\"");
   if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
@@ -756,6 +986,14 @@ std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
   if (type == "Split") {
     element pat, rx;
     std::string_view pattern;
+    element lit;
+    if (!o["pattern"].get(pat) && !pat["String"].get(lit)) {
+      element beh;
+      std::string behavior = o["behavior"].get(beh) ? "" : j.str(beh, "\"behavior\"");
+      if (behavior != "MergedWithPrevious" || j.flag(o, "invert", false))
+        throw j.bad("Split on a string: only the MergedWithPrevious behavior is supported yet");
+      return std::make_unique<SplitMergedWithPrevious>(j.str(lit, "the Split pattern"));
+    }
     if (o["pattern"].get(pat) || pat["Regex"].get(rx) || rx.get(pattern)) throw j.bad("Split pre_tokenizer without a \"Regex\" pattern");
     element beh;
     std::string behavior = o["behavior"].get(beh) ? "" : j.str(beh, "\"behavior\"");
@@ -903,16 +1141,7 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   // normalizer
   if (!top["normalizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"normalizer\"");
-    std::string type = j.type(o, "\"normalizer\"");
-    if (type == "BertNormalizer") {
-      bool lower = j.flag(o, "lowercase", true);
-      t.normalizer_ = std::make_unique<BertNormalizer>(j.flag(o, "clean_text", true), j.flag(o, "handle_chinese_chars", true),
-                                                       j.flag(o, "strip_accents", lower), lower);
-    } else if (type == "NFC") {
-      t.normalizer_ = std::make_unique<NfcNormalizer>();
-    } else {
-      throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer, NFC)", type));
-    }
+    t.normalizer_ = load_normalizer(j, o);
   }
   // pre-tokenizer
   if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
@@ -974,21 +1203,15 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   // decoder
   if (!top["decoder"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"decoder\"");
-    std::string type = j.type(o, "\"decoder\"");
-    if (type == "WordPiece") {
-      std::string p = "##";
-      if (!o["prefix"].get(e)) p = j.str(e, "\"prefix\"");
-      t.decoder_ = std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
-    } else if (type == "ByteLevel") {
-      t.decoder_ = std::make_unique<ByteLevelDecoder>();
-    } else {
-      throw j.bad(fmt::format("decoder type \"{}\" is not supported yet (supported: WordPiece, ByteLevel)", type));
-    }
+    t.decoder_ = load_decoder(j, o);
   }
   // longest added tokens first, so the longest match wins
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
   t.added_by_id_.clear();
-  for (size_t i = 0; i < t.added_.size(); ++i) t.added_by_id_[t.added_[i].id] = i;
+  for (size_t i = 0; i < t.added_.size(); ++i) {
+    t.added_by_id_[t.added_[i].id] = i;
+    t.added_by_byte_[static_cast<unsigned char>(t.added_[i].content[0])].push_back(i);
+  }
   return t;
 }
 
@@ -1015,15 +1238,19 @@ Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) cons
       out.ids.push_back(id);
       out.offsets.push_back({0, 0});
     }
+  // Added tokens are cut out of the text first (leftmost, then longest): always the ordinary
+  // ones, the special ones only with parse_special.
   size_t start = 0;
-  if (opt.parse_special && !added_.empty()) {
+  if (!added_.empty()) {
     for (size_t i = 0; i < text.size();) {
       const Added* hit = nullptr;
-      for (const Added& a : added_)
-        if (text.compare(i, a.content.size(), a.content) == 0) {
+      for (size_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {
+        const Added& a = added_[k];
+        if ((!a.special || opt.parse_special) && text.compare(i, a.content.size(), a.content) == 0) {
           hit = &a;
           break;
         }
+      }
       if (!hit) {
         ++i;
         continue;

@@ -55,7 +55,8 @@ struct Encoding {
 
 struct EncodeOptions {
   bool add_special = true;    // apply the post-processor's template ([CLS] ... [SEP])
-  bool parse_special = false; // special-token strings in the text become special tokens
+  bool parse_special = false; // special-token strings in the text become special tokens (ordinary
+                              // added tokens, such as Gemma's whitespace runs, always do)
 };
 
 class Normalizer {
@@ -116,6 +117,7 @@ class Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   std::vector<Added> added_;                      // longest first (matching prefers longer tokens)
   std::unordered_map<TokenId, size_t> added_by_id_;
+  std::vector<size_t> added_by_byte_[256];        // added_ indexes by first byte, longest first
   std::vector<TokenId> prefix_, suffix_;          // template: tokens before and after the sequence
 };
 

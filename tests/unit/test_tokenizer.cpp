@@ -173,3 +173,15 @@ TEST(TokenizerParity, Qwen3ByteLevelBpeWithNfc) {
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
   check_family("qwen3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
 }
+
+TEST(TokenizerParity, Llama2SentencePieceBpe) {
+  std::string file = kTokGolden + "files/llama2.tokenizer.json.zst";
+  if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+  check_family("llama2", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+}
+
+TEST(TokenizerParity, Gemma3SentencePieceBpe) {
+  std::string file = kTokGolden + "files/gemma3.tokenizer.json.zst";
+  if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+  check_family("gemma3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+}
