@@ -150,7 +150,8 @@ int main(int argc, char** argv) {
   cli::Tool tool("tokenize", "Count, encode and decode tokens with a model's tokenizer.\n\n"
                              "Reads records and adds tokens (ids) and n_tokens; --decode turns tokens back into text.\n"
                              "With TEXT arguments, tokenizes each and prints one record per argument.\n"
-                             "Tokenizers: Hugging Face tokenizer.json (so far: WordPiece/BERT, e.g. all-MiniLM-L6-v2).");
+                             "Tokenizers: Hugging Face tokenizer.json: WordPiece (BERT, MiniLM), byte-level BPE (GPT-2,\n"
+                             "Llama 3, Qwen) and SentencePiece-style BPE with byte fallback (Llama 2, Gemma 3).");
   Options opt;
   auto& app = tool.app();
   app.add_option("texts", opt.texts, "Texts to tokenize (instead of records on stdin)")->type_name("TEXT...")->default_str("");
