@@ -258,6 +258,7 @@ class WordPiece final : public Model {
 // ---- WordPiece decoder -----------------------------------------------------------------------
 
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  if (from.empty()) return s;  // nothing to find (and no end to the search)
   for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size()) s.replace(at, from.size(), to);
   return s;
 }
@@ -786,7 +787,8 @@ class Bpe final : public Model {
         ch.assign(w.substr(b, i - b));
         if (auto it = ids_.find(ch); it != ids_.end()) {
           push_sym(syms, it->second, word.b + b, word.b + i);
-        } else if (cfg_.byte_fallback && byte_ids_[static_cast<unsigned char>(ch[0])] >= 0) {
+        } else if (cfg_.byte_fallback &&
+                   std::all_of(ch.begin(), ch.end(), [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; })) {
           for (size_t k = b; k < i; ++k) push_sym(syms, byte_ids_[static_cast<unsigned char>(w[k])], word.b + k, word.b + k + 1);
         } else {
           if (cfg_.unk < 0) throw input_error("a character is not in the vocabulary and the model has no unknown token");
