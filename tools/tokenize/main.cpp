@@ -71,7 +71,8 @@ class Tokenize {
   void truncate(const std::string& text, tok::Encoding& e, const tok::EncodeOptions& eo, io::Record& rec) {
     size_t keep = text.size();
     // drop tokens from the end until the encoding of the prefix fits
-    for (size_t n = e.ids.size(); n > 0 && e.ids.size() > opt_.max_tokens;) {
+    // start at the limit (the prefix re-encodes to about as many tokens), then back off
+    for (size_t n = std::min(e.ids.size(), opt_.max_tokens + 1); n > 0 && e.ids.size() > opt_.max_tokens;) {
       --n;
       size_t end = 0;
       for (size_t i = 0; i < n; ++i) end = std::max(end, e.offsets[i].e);
