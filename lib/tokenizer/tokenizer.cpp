@@ -740,6 +740,8 @@ class Bpe final : public Model {
   Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, BpeConfig cfg,
       const std::string& file)
       : pieces_(std::move(pieces)), cfg_(cfg) {
+    ids_.reserve(pieces_.size());
+    ranks_.reserve(merges.size());
     for (size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<TokenId>(i));
     for (size_t r = 0; r < merges.size(); ++r) {
       std::string joined = merges[r].first;
