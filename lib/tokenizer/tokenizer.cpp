@@ -751,6 +751,10 @@ class Bpe final : public Model {
         throw input_error(fmt::format("merge {} (\"{} {}\") uses a token that is not in the vocab", r + 1, merges[r].first, merges[r].second), file);
       ranks_.emplace(key(a->second, b->second), std::make_pair(static_cast<uint32_t>(r), ab->second));
     }
+    for (int c = 0; c < 128; ++c) {
+      auto it = ids_.find(std::string(1, static_cast<char>(c)));
+      ascii_ids_[c] = it == ids_.end() ? -1 : it->second;
+    }
     if (cfg_.byte_fallback)
       for (int byte = 0; byte < 256; ++byte) {
         auto it = ids_.find(fmt::format("<0x{:02X}>", byte));
@@ -786,6 +790,10 @@ class Bpe final : public Model {
       for (size_t i = 0; i < w.size();) {
         size_t b = i;
         text::utf8::next(w, i);
+        if (i - b == 1 && ascii_ids_[static_cast<unsigned char>(w[b])] >= 0) {  // common case, no hashing
+          push_sym(syms, ascii_ids_[static_cast<unsigned char>(w[b])], word.b + b, word.b + i);
+          continue;
+        }
         ch.assign(w.substr(b, i - b));
         if (auto it = ids_.find(ch); it != ids_.end()) {
           push_sym(syms, it->second, word.b + b, word.b + i);
@@ -827,7 +835,7 @@ class Bpe final : public Model {
     struct Cand {
       uint32_t rank;
       int32_t pos;
-      TokenId left, right;
+      TokenId left, right, merged;
       bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
     std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
@@ -835,7 +843,8 @@ class Bpe final : public Model {
       if (l < 0 || syms[static_cast<size_t>(l)].next < 0) return;
       int32_t r = syms[static_cast<size_t>(l)].next;
       auto it = ranks_.find(key(syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id));
-      if (it != ranks_.end()) heap.push({it->second.first, l, syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id});
+      if (it != ranks_.end())
+        heap.push({it->second.first, l, syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id, it->second.second});
     };
     for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) consider(i);
     while (!heap.empty()) {
@@ -846,7 +855,7 @@ class Bpe final : public Model {
       Sym& r = syms[static_cast<size_t>(l.next)];
       if (r.id != c.right) continue;
       // still the same pair: merge r into l
-      l.id = ranks_.at(key(c.left, c.right)).second;
+      l.id = c.merged;
       l.e = r.e;
       l.next = r.next;
       if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = c.pos;
@@ -861,6 +870,7 @@ class Bpe final : public Model {
   std::unordered_map<uint64_t, std::pair<uint32_t, TokenId>> ranks_;  // pair -> (rank, merged id)
   BpeConfig cfg_;
   TokenId byte_ids_[256] = {};
+  TokenId ascii_ids_[128];  // id of each one-character ASCII token, or -1
 };
 
 class ByteLevelDecoder final : public Decoder {
@@ -1214,7 +1224,13 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   t.added_by_id_.clear();
   for (size_t i = 0; i < t.added_.size(); ++i) {
     t.added_by_id_[t.added_[i].id] = i;
-    t.added_by_byte_[static_cast<unsigned char>(t.added_[i].content[0])].push_back(i);
+    int32_t node = 0;
+    for (unsigned char c : t.added_[i].content) {
+      auto [it, fresh] = t.trie_.emplace((static_cast<uint64_t>(node) << 8) | c, static_cast<int32_t>(t.trie_end_.size()));
+      if (fresh) t.trie_end_.push_back(-1);
+      node = it->second;
+    }
+    if (t.trie_end_[static_cast<size_t>(node)] < 0) t.trie_end_[static_cast<size_t>(node)] = static_cast<int32_t>(i);
   }
   return t;
 }
@@ -1247,13 +1263,15 @@ Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) cons
   size_t start = 0;
   if (!added_.empty()) {
     for (size_t i = 0; i < text.size();) {
+      // walk the trie of added tokens from i; keep the longest token allowed here
       const Added* hit = nullptr;
-      for (size_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {
-        const Added& a = added_[k];
-        if ((!a.special || opt.parse_special) && text.compare(i, a.content.size(), a.content) == 0) {
-          hit = &a;
-          break;
-        }
+      int32_t node = 0;
+      for (size_t k = i; k < text.size(); ++k) {
+        auto it = trie_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[k]));
+        if (it == trie_.end()) break;
+        node = it->second;
+        int32_t a = trie_end_[static_cast<size_t>(node)];
+        if (a >= 0 && (!added_[static_cast<size_t>(a)].special || opt.parse_special)) hit = &added_[static_cast<size_t>(a)];
       }
       if (!hit) {
         ++i;

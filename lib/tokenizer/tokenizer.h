@@ -117,7 +117,9 @@ class Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   std::vector<Added> added_;                      // longest first (matching prefers longer tokens)
   std::unordered_map<TokenId, size_t> added_by_id_;
-  std::vector<size_t> added_by_byte_[256];        // added_ indexes by first byte, longest first
+  // a byte trie of the added tokens: (node << 8 | byte) -> child; trie_end_[node] = added_ index or -1
+  std::unordered_map<uint64_t, int32_t> trie_;
+  std::vector<int32_t> trie_end_ = {-1};
   std::vector<TokenId> prefix_, suffix_;          // template: tokens before and after the sequence
 };
 
