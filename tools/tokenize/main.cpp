@@ -2,7 +2,10 @@
 //
 // Reads records (or takes text arguments) and adds `tokens` and `n_tokens`; --decode turns
 // `tokens` back into `text`. The tokenizers themselves live in lib/tokenizer.
+#include <atomic>
 #include <cstdlib>
+#include <exception>
+#include <thread>
 
 #include "loom/cli/tool.h"
 #include "loom/io/json.h"
@@ -126,23 +129,74 @@ void run(cli::Tool& tool, Options& opt) {
     }
     return;
   }
+  // Records are read in batches and tokenized on all threads; output keeps the input order.
+  struct Item {
+    io::Record rec;
+    std::string where;
+    size_t line = 0;
+    std::exception_ptr error;
+  };
+  std::vector<Item> batch;
+  auto flush = [&] {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < batch.size();) {
+        try {
+          t.process(batch[i].rec);
+        } catch (...) {
+          batch[i].error = std::current_exception();
+        }
+      }
+    };
+    unsigned workers = std::min<unsigned>(tool.common().threads, static_cast<unsigned>(batch.size()));
+    if (workers > 1) {
+      std::vector<std::thread> pool;
+      for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work);
+      for (auto& th : pool) th.join();
+    } else {
+      work();
+    }
+    std::vector<Item> done;
+    done.swap(batch);  // taken whole: an error below never writes a record twice
+    for (Item& it : done) {
+      if (it.error) {
+        try {
+          std::rethrow_exception(it.error);
+        } catch (Error& e) {
+          e.at(it.where, it.line);
+          if (!tool.skip(e)) throw;
+          continue;
+        }
+      }
+      line.clear();
+      it.rec.append_to(line);
+      line += '\n';
+      tool.out().write(line);
+    }
+  };
   auto in = io::Input::open(opt.input);
+  io::set_before_block([&] {  // a slow producer: finish what is queued before waiting
+    flush();
+    tool.out().flush();
+  });
   io::JsonlReader reader(*in);
   io::Record rec;
   for (;;) {
     try {
       if (!reader.next(rec)) break;
-      t.process(rec);
     } catch (Error& e) {
       e.at(reader.name(), reader.line());
-      if (reader.failed() || !tool.skip(e)) throw;
+      if (reader.failed() || !tool.skip(e)) {
+        flush();  // the records before the bad line are still written
+        throw;
+      }
       continue;
     }
-    line.clear();
-    rec.append_to(line);
-    line += '\n';
-    tool.out().write(line);
+    batch.push_back({std::move(rec), reader.name(), reader.line(), nullptr});
+    rec = io::Record();
+    if (batch.size() >= 256) flush();
   }
+  flush();
 }
 
 }  // namespace
