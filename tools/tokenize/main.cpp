@@ -2,12 +2,11 @@
 //
 // Reads records (or takes text arguments) and adds `tokens` and `n_tokens`; --decode turns
 // `tokens` back into `text`. The tokenizers themselves live in lib/tokenizer.
-#include <atomic>
 #include <cstdlib>
 #include <exception>
-#include <thread>
 
 #include "loom/cli/tool.h"
+#include "loom/core/parallel.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
 #include "loom/tokenizer/tokenizer.h"
@@ -138,24 +137,13 @@ void run(cli::Tool& tool, Options& opt) {
   };
   std::vector<Item> batch;
   auto flush = [&] {
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < batch.size();) {
-        try {
-          t.process(batch[i].rec);
-        } catch (...) {
-          batch[i].error = std::current_exception();
-        }
+    parallel_for(batch.size(), tool.common().threads, [&](size_t i) {
+      try {
+        t.process(batch[i].rec);
+      } catch (...) {
+        batch[i].error = std::current_exception();
       }
-    };
-    unsigned workers = std::min<unsigned>(tool.common().threads, static_cast<unsigned>(batch.size()));
-    if (workers > 1) {
-      std::vector<std::thread> pool;
-      for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work);
-      for (auto& th : pool) th.join();
-    } else {
-      work();
-    }
+    });
     std::vector<Item> done;
     done.swap(batch);  // taken whole: an error below never writes a record twice
     for (Item& it : done) {
