@@ -1,0 +1,254 @@
+#include "loom/gguf/gguf.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "loom/core/error.h"
+
+namespace loom::gguf {
+
+namespace {
+
+constexpr uint64_t kMaxDims = 8;
+constexpr int kMaxDepth = 4;  // arrays of arrays
+
+// A bounds-checked little-endian cursor over the file.
+class Cursor {
+ public:
+  Cursor(std::string_view b, const std::string& name) : b_(b), name_(name) {}
+  size_t pos() const { return pos_; }
+  size_t size() const { return b_.size(); }
+
+  template <typename T>
+  T read(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, b_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string string(const char* what) {
+    uint64_t n = read<uint64_t>(what);
+    if (n > b_.size() - pos_) fail(fmt::format("{} has a length of {} bytes, past the end of the file", what, n));
+    std::string s(b_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw input_error(fmt::format("{} (at byte {})", what, pos_), name_);
+  }
+  void need(size_t n, const char* what) const {
+    if (n > b_.size() - pos_) fail(fmt::format("file ends inside {}", what));
+  }
+
+ private:
+  std::string_view b_;
+  const std::string& name_;
+  size_t pos_ = 0;
+};
+
+size_t fixed_size(Type t) {
+  switch (t) {
+    case Type::U8: case Type::I8: case Type::Bool: return 1;
+    case Type::U16: case Type::I16: return 2;
+    case Type::U32: case Type::I32: case Type::F32: return 4;
+    case Type::U64: case Type::I64: case Type::F64: return 8;
+    default: return 0;
+  }
+}
+
+Value read_value(Cursor& c, Type t, int depth) {
+  Value v;
+  v.type = t;
+  switch (t) {
+    case Type::U8: v.u = c.read<uint8_t>("a u8 value"); break;
+    case Type::I8: v.i = c.read<int8_t>("an i8 value"); break;
+    case Type::U16: v.u = c.read<uint16_t>("a u16 value"); break;
+    case Type::I16: v.i = c.read<int16_t>("an i16 value"); break;
+    case Type::U32: v.u = c.read<uint32_t>("a u32 value"); break;
+    case Type::I32: v.i = c.read<int32_t>("an i32 value"); break;
+    case Type::U64: v.u = c.read<uint64_t>("a u64 value"); break;
+    case Type::I64: v.i = c.read<int64_t>("an i64 value"); break;
+    case Type::F32: v.f = c.read<float>("an f32 value"); break;
+    case Type::F64: v.f = c.read<double>("an f64 value"); break;
+    case Type::Bool: {
+      uint8_t b = c.read<uint8_t>("a bool value");
+      if (b > 1) c.fail(fmt::format("bool value {} is neither 0 nor 1", b));
+      v.u = b;
+      break;
+    }
+    case Type::String: v.s = c.string("a string value"); break;
+    case Type::Array: {
+      if (depth >= kMaxDepth) c.fail("arrays nested too deep");
+      uint32_t et = c.read<uint32_t>("an array's element type");
+      if (et > static_cast<uint32_t>(Type::F64)) c.fail(fmt::format("unknown array element type {}", et));
+      v.elem = static_cast<Type>(et);
+      uint64_t n = c.read<uint64_t>("an array's length");
+      // every element takes at least one byte (strings at least eight): a count the rest of the
+      // file cannot hold is corrupt, and is rejected before anything is allocated
+      size_t min = v.elem == Type::String || v.elem == Type::Array ? 8 : fixed_size(v.elem);
+      if (n > (c.size() - c.pos()) / min) c.fail(fmt::format("array of {} elements does not fit in the file", n));
+      v.array.reserve(n);
+      for (uint64_t k = 0; k < n; ++k) v.array.push_back(read_value(c, v.elem, depth + 1));
+      break;
+    }
+    default: c.fail(fmt::format("unknown value type {}", static_cast<uint32_t>(t)));
+  }
+  return v;
+}
+
+}  // namespace
+
+const char* type_name(Type t) {
+  static const char* const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+  auto k = static_cast<uint32_t>(t);
+  return k < 13 ? names[k] : "unknown";
+}
+
+std::optional<int64_t> Value::as_int() const {
+  switch (type) {
+    case Type::U8: case Type::U16: case Type::U32: case Type::U64: case Type::Bool: return static_cast<int64_t>(u);
+    case Type::I8: case Type::I16: case Type::I32: case Type::I64: return i;
+    default: return std::nullopt;
+  }
+}
+
+std::optional<double> Value::as_float() const {
+  if (type == Type::F32 || type == Type::F64) return f;
+  if (auto n = as_int()) return static_cast<double>(*n);
+  return std::nullopt;
+}
+
+void File::parse_all(std::string_view bytes) {
+  Cursor c(bytes, name_);
+  c.need(4, "the magic");
+  if (bytes.substr(0, 4) != "GGUF") throw input_error("not a GGUF file (no GGUF magic)", name_);
+  c.read<uint32_t>("the magic");
+  version_ = c.read<uint32_t>("the version");
+  if (version_ != 2 && version_ != 3) c.fail(fmt::format("GGUF version {} is not supported (2 and 3 are)", version_));
+  uint64_t n_tensors = c.read<uint64_t>("the tensor count");
+  uint64_t n_kv = c.read<uint64_t>("the metadata count");
+  if (n_kv > bytes.size() / 12) c.fail(fmt::format("metadata count {} does not fit in the file", n_kv));
+  if (n_tensors > bytes.size() / 24) c.fail(fmt::format("tensor count {} does not fit in the file", n_tensors));
+  for (uint64_t k = 0; k < n_kv; ++k) {
+    std::string key = c.string("a metadata key");
+    uint32_t t = c.read<uint32_t>("a metadata type");
+    if (t > static_cast<uint32_t>(Type::F64)) c.fail(fmt::format("metadata \"{}\" has unknown type {}", key, t));
+    Value v = read_value(c, static_cast<Type>(t), 0);
+    if (index_.count(key)) c.fail(fmt::format("metadata key \"{}\" appears twice", key));
+    index_[key] = kv_.size();
+    kv_.emplace_back(std::move(key), std::move(v));
+  }
+  if (const Value* a = find("general.alignment")) {
+    auto n = a->as_int();
+    if (!n || *n <= 0 || (*n & (*n - 1)) != 0) c.fail("general.alignment is not a power of two");
+    alignment_ = static_cast<uint64_t>(*n);
+  }
+  for (uint64_t k = 0; k < n_tensors; ++k) {
+    TensorInfo ti;
+    ti.name = c.string("a tensor name");
+    uint32_t nd = c.read<uint32_t>("a tensor's dimension count");
+    if (nd == 0 || nd > kMaxDims) c.fail(fmt::format("tensor \"{}\" has {} dimensions", ti.name, nd));
+    for (uint32_t d = 0; d < nd; ++d) ti.ne.push_back(c.read<uint64_t>("a tensor dimension"));
+    ti.ggml_type = c.read<uint32_t>("a tensor type");
+    ti.offset = c.read<uint64_t>("a tensor offset");
+    if (ti.offset % alignment_) c.fail(fmt::format("tensor \"{}\" is not aligned to {}", ti.name, alignment_));
+    tensors_.push_back(std::move(ti));
+  }
+  data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
+  for (const TensorInfo& ti : tensors_)
+    if (ti.offset > bytes.size() || data_offset_ > bytes.size() - ti.offset)
+      throw input_error(fmt::format("tensor \"{}\" starts past the end of the file", ti.name), name_);
+}
+
+File File::parse(std::string_view bytes, const std::string& name) {
+  File f;
+  f.name_ = name;
+  f.parse_all(bytes);
+  return f;
+}
+
+File File::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw usage_error(fmt::format("{}: {}", path, std::strerror(errno)));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw usage_error(fmt::format("{}: not a regular file", path));
+  }
+  File f;
+  f.name_ = path;
+  f.map_size_ = static_cast<size_t>(st.st_size);
+  if (f.map_size_ > 0) {
+    void* m = ::mmap(nullptr, f.map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      throw runtime_error(fmt::format("cannot map: {}", std::strerror(err)), path);
+    }
+    f.map_ = m;
+  }
+  ::close(fd);
+  f.parse_all(std::string_view(static_cast<const char*>(f.map_), f.map_size_));
+  return f;
+}
+
+File::File(File&& o) noexcept { *this = std::move(o); }
+
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    if (map_) ::munmap(map_, map_size_);
+    name_ = std::move(o.name_);
+    version_ = o.version_;
+    kv_ = std::move(o.kv_);
+    index_ = std::move(o.index_);
+    tensors_ = std::move(o.tensors_);
+    alignment_ = o.alignment_;
+    data_offset_ = o.data_offset_;
+    map_ = o.map_;
+    map_size_ = o.map_size_;
+    o.map_ = nullptr;
+    o.map_size_ = 0;
+  }
+  return *this;
+}
+
+File::~File() {
+  if (map_) ::munmap(map_, map_size_);
+}
+
+const Value* File::find(std::string_view key) const {
+  auto it = index_.find(std::string(key));
+  return it == index_.end() ? nullptr : &kv_[it->second].second;
+}
+
+std::optional<std::string> File::get_string(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->type != Type::String) throw input_error(fmt::format("metadata \"{}\" is a {}, not a string", key, type_name(v->type)), name_);
+  return v->s;
+}
+
+std::optional<int64_t> File::get_int(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) return std::nullopt;
+  auto n = v->as_int();
+  if (!n || v->type == Type::Bool) throw input_error(fmt::format("metadata \"{}\" is a {}, not an integer", key, type_name(v->type)), name_);
+  return n;
+}
+
+std::optional<bool> File::get_bool(std::string_view key) const {
+  const Value* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->type != Type::Bool) throw input_error(fmt::format("metadata \"{}\" is a {}, not a bool", key, type_name(v->type)), name_);
+  return v->u != 0;
+}
+
+}  // namespace loom::gguf
