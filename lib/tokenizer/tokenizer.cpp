@@ -1,4 +1,5 @@
 #include "loom/tokenizer/tokenizer.h"
+#include "loom/tokenizer/parts.h"
 
 #include <utf8proc.h>
 
@@ -6,6 +7,7 @@
 #include <queue>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -730,11 +732,6 @@ const ByteMap& byte_map() {
 // missing from the vocabulary becomes its bytes as <0xXX> tokens (byte_fallback) or the unknown
 // token (consecutive unknowns fused when fuse_unk). Pairs merge lowest rank first, leftmost on a
 // tie, with a heap: linear-logarithmic even for a 20 KB word.
-struct BpeConfig {
-  bool byte_level = true, ignore_merges = false, byte_fallback = false, fuse_unk = false;
-  TokenId unk = -1;
-};
-
 class Bpe final : public Model {
  public:
   Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, BpeConfig cfg,
@@ -1033,6 +1030,18 @@ std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
 
 }  // namespace
 
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+                                BpeConfig cfg, const std::string& file) {
+  return std::make_unique<Bpe>(std::move(pieces), merges, cfg, file);
+}
+std::unique_ptr<PreTokenizer> make_gpt2_pre_tokenizer() { return std::make_unique<Gpt2PreTokenizer>(); }
+std::unique_ptr<PreTokenizer> make_llama3_pre_tokenizer(size_t max_digits) { return std::make_unique<Llama3PreTokenizer>(max_digits); }
+std::unique_ptr<PreTokenizer> make_sequence_pre_tokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts) {
+  return std::make_unique<SequencePreTokenizer>(std::move(parts));
+}
+std::unique_ptr<Decoder> make_byte_level_decoder() { return std::make_unique<ByteLevelDecoder>(); }
+const std::string& byte_level_char(unsigned char byte) { return byte_map().to_char[byte]; }
+
 // ---- Normalized ------------------------------------------------------------------------------
 
 Normalized Normalized::identity(std::string_view original) {
@@ -1068,21 +1077,79 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
 
 Tokenizer Tokenizer::load(const std::string& m) {
   namespace fs = std::filesystem;
-  auto in_dir = [](const fs::path& d) { return d / "tokenizer.json"; };
   std::error_code ec;
-  if (fs::is_regular_file(m, ec)) {
-    if (fs::path(m).extension() == ".gguf")
-      throw usage_error(fmt::format("{}: GGUF vocabularies are not supported yet (use the model's tokenizer.json)", m));
-    return from_json_file(m);
+  auto file = [&](const fs::path& p) { return fs::is_regular_file(p, ec); };
+  auto from_file = [](const fs::path& p) {
+    std::string ext = p.extension().string();
+    if (ext == ".gguf") return from_gguf_file(p.string());
+    if (ext == ".model") return from_sentencepiece_file(p.string());
+    return from_json_file(p.string());
+  };
+  auto from_dir = [&](const fs::path& d) -> std::optional<Tokenizer> {
+    if (file(d / "tokenizer.json")) return from_json_file((d / "tokenizer.json").string());
+    if (file(d / "tokenizer.model")) return from_sentencepiece_file((d / "tokenizer.model").string());
+    if (file(d / "encoder.json") && file(d / "vocab.bpe"))
+      return from_gpt2_files((d / "encoder.json").string(), (d / "vocab.bpe").string());
+    return std::nullopt;
+  };
+  if (file(m)) return from_file(m);
+  if (fs::is_directory(m, ec)) {
+    if (auto t = from_dir(m)) return std::move(*t);
+    throw usage_error(fmt::format("{}: the folder holds no tokenizer.json, tokenizer.model, or encoder.json + vocab.bpe", m));
   }
-  if (fs::is_directory(m, ec) && fs::is_regular_file(in_dir(m), ec)) return from_json_file(in_dir(m).string());
   const char* env = std::getenv("LOOM_MODELS");
   const char* home = std::getenv("HOME");
   fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
-  if (fs::is_regular_file(in_dir(root / m), ec)) return from_json_file(in_dir(root / m).string());
-  if (fs::is_regular_file(root / (m + ".gguf"), ec))
-    throw usage_error(fmt::format("model '{}' is a GGUF file; GGUF vocabularies are not supported yet", m));
-  throw usage_error(fmt::format("no tokenizer for '{}': not a tokenizer.json, a folder with one, or a model under {}", m, root.string()));
+  if (m.find('/') == std::string::npos && !m.empty()) {
+    if (fs::is_directory(root / m, ec))
+      if (auto t = from_dir(root / m)) return std::move(*t);
+    if (file(root / (m + ".gguf"))) return from_gguf_file((root / (m + ".gguf")).string());
+  }
+  throw usage_error(fmt::format("no tokenizer for '{}': not a tokenizer file, a folder with one, or a model under {}", m, root.string()));
+}
+
+Tokenizer Tokenizer::from_gpt2_files(const std::string& encoder_json, const std::string& vocab_bpe) {
+  // encoder.json: {"piece": id, ...} in GPT-2's byte-to-character mapping
+  std::string data = io::read_all(*io::Input::open(encoder_json));
+  Json j{encoder_json};
+  simdjson::dom::parser parser;
+  element root;
+  simdjson::padded_string padded(data);
+  if (auto err = parser.parse(padded).get(root)) throw j.bad(fmt::format("not valid JSON: {}", simdjson::error_message(err)));
+  object vocab = j.obj(root, "the file");
+  std::vector<std::string> pieces;
+  for (auto [key, value] : vocab) {
+    int64_t id;
+    if (value.get(id) || id < 0 || id > (1 << 24)) throw j.bad(fmt::format("entry \"{}\" has no valid id", std::string(key)));
+    if (static_cast<size_t>(id) >= pieces.size()) pieces.resize(static_cast<size_t>(id) + 1);
+    pieces[static_cast<size_t>(id)] = std::string(key);
+  }
+  // vocab.bpe: an optional "#version" line, then one merge "a b" per line, in rank order
+  std::string bpe = io::read_all(*io::Input::open(vocab_bpe));
+  std::vector<std::pair<std::string, std::string>> merges;
+  size_t line_no = 0;
+  for (size_t i = 0; i < bpe.size();) {
+    size_t nl = bpe.find('\n', i);
+    if (nl == std::string::npos) nl = bpe.size();
+    std::string_view line(bpe.data() + i, nl - i);
+    i = nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || (line_no == 1 && line.starts_with("#version"))) continue;
+    size_t sp = line.find(' ');
+    if (sp == 0 || sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
+      throw input_error("a merge must be two tokens separated by one space", vocab_bpe, line_no);
+    merges.emplace_back(std::string(line.substr(0, sp)), std::string(line.substr(sp + 1)));
+  }
+  Parts p;
+  // GPT-2's <|endoftext|> is an ordinary vocabulary entry in encoder.json; as in the Hugging Face
+  // conversion it is also a special token, so it is only parsed from text with parse_special.
+  for (size_t id = 0; id < pieces.size(); ++id)
+    if (pieces[id] == "<|endoftext|>") p.added.push_back({pieces[id], static_cast<TokenId>(id), true});
+  p.model = make_bpe(std::move(pieces), merges, BpeConfig{}, vocab_bpe);
+  p.pre = make_gpt2_pre_tokenizer();
+  p.decoder = make_byte_level_decoder();
+  return from_parts(std::move(p));
 }
 
 Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
@@ -1092,7 +1159,7 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   simdjson::padded_string padded(data);
   if (auto err = parser.parse(padded).get(root)) throw j.bad(fmt::format("not valid JSON: {}", simdjson::error_message(err)));
   object top = j.obj(root, "the file");
-  Tokenizer t;
+  Parts t;
 
   // model
   element model_el;
@@ -1119,7 +1186,7 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
     if (!model["continuing_subword_prefix"].get(e) && !e.is_null()) prefix = j.str(e, "\"continuing_subword_prefix\"");
     auto unk_it = std::find(pieces.begin(), pieces.end(), unk);
     if (unk_it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
-    t.model_ = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
+    t.model = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
                                            static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
   } else if (mtype == "BPE") {
     std::vector<std::pair<std::string, std::string>> merges;
@@ -1149,18 +1216,18 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
       if (it == pieces.end()) throw j.bad(fmt::format("unk_token \"{}\" is not in the vocab", unk));
       cfg.unk = static_cast<TokenId>(it - pieces.begin());
     }
-    t.model_ = std::make_unique<Bpe>(std::move(pieces), merges, cfg, name);
+    t.model = std::make_unique<Bpe>(std::move(pieces), merges, cfg, name);
   }
 
   // normalizer
   if (!top["normalizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"normalizer\"");
-    t.normalizer_ = load_normalizer(j, o);
+    t.normalizer = load_normalizer(j, o);
   }
   // pre-tokenizer
   if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"pre_tokenizer\"");
-    t.pre_ = load_pre_tokenizer(j, o);
+    t.pre = load_pre_tokenizer(j, o);
   }
   // added tokens
   element added;
@@ -1171,10 +1238,9 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
       object o = j.obj(a, "an added token");
       element c;
       if (o["content"].get(c)) throw j.bad("an added token has no \"content\"");
-      Added tok{j.str(c, "\"content\""), static_cast<TokenId>(j.num(o, "id", -1)), j.flag(o, "special", false)};
+      AddedToken tok{j.str(c, "\"content\""), static_cast<TokenId>(j.num(o, "id", -1)), j.flag(o, "special", false)};
       if (tok.id < 0 || tok.content.empty()) throw j.bad(fmt::format("added token \"{}\" has no valid id", tok.content));
-      t.added_by_id_[tok.id] = t.added_.size();
-      t.added_.push_back(std::move(tok));
+      t.added.push_back(std::move(tok));
     }
   }
   // post-processor: template for a single sequence
@@ -1209,7 +1275,7 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
         for (element v : id_arr) {
           int64_t id;
           if (v.get(id)) throw j.bad(fmt::format("special token \"{}\" has a bad id", name));
-          (after ? t.suffix_ : t.prefix_).push_back(static_cast<TokenId>(id));
+          (after ? t.suffix : t.prefix).push_back(static_cast<TokenId>(id));
         }
       }
     }
@@ -1217,8 +1283,21 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   // decoder
   if (!top["decoder"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"decoder\"");
-    t.decoder_ = load_decoder(j, o);
+    t.decoder = load_decoder(j, o);
   }
+  return from_parts(std::move(t));
+}
+
+Tokenizer Tokenizer::from_parts(Parts p) {
+  if (!p.model) throw std::logic_error("Tokenizer::from_parts without a model");
+  Tokenizer t;
+  t.normalizer_ = std::move(p.normalizer);
+  t.pre_ = std::move(p.pre);
+  t.model_ = std::move(p.model);
+  t.decoder_ = std::move(p.decoder);
+  t.added_ = std::move(p.added);
+  t.prefix_ = std::move(p.prefix);
+  t.suffix_ = std::move(p.suffix);
   // longest added tokens first, so the longest match wins
   std::stable_sort(t.added_.begin(), t.added_.end(), [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
   t.added_by_id_.clear();

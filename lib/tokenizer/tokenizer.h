@@ -87,14 +87,42 @@ class Decoder {
   virtual std::string decode(const std::vector<std::string>& pieces) const = 0;
 };
 
+// A token cut out of the text before pre-tokenization (Hugging Face "added tokens", GGUF
+// control and user-defined tokens). Special ones are only recognized with parse_special.
+struct AddedToken {
+  std::string content;
+  TokenId id;
+  bool special;
+};
+
 class Tokenizer {
  public:
+  // Everything a tokenizer is made of; loaders of other formats (GGUF, SentencePiece, GPT-2's
+  // files) fill one and call from_parts(). `model` is required, the rest optional.
+  struct Parts {
+    std::unique_ptr<Normalizer> normalizer;
+    std::unique_ptr<PreTokenizer> pre;
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Decoder> decoder;
+    std::vector<AddedToken> added;
+    std::vector<TokenId> prefix, suffix;  // added around the sequence when add_special
+  };
+  static Tokenizer from_parts(Parts parts);
+
   // Reads a Hugging Face tokenizer.json. Throws loom::Error naming the file and what is wrong.
   static Tokenizer from_json_file(const std::string& path);
-  // The tokenizer of -m MODEL: a tokenizer.json, a folder holding one, or a model name under
-  // $LOOM_MODELS (default ~/.cache/loom/models). Usage error when none is found.
+  // The tokenizer of -m MODEL: a file (tokenizer.json, .gguf, SentencePiece .model), a folder
+  // holding one (tokenizer.json, tokenizer.model, encoder.json + vocab.bpe), or a model name
+  // under $LOOM_MODELS (default ~/.cache/loom/models): a folder or NAME.gguf. Usage error when
+  // none is found.
   static Tokenizer load(const std::string& model);
   static Tokenizer from_json(std::string_view json, const std::string& name = "tokenizer.json");
+  // The vocabulary stored in a GGUF model file (tokenizer.ggml.*), tokenizing as llama.cpp does.
+  static Tokenizer from_gguf_file(const std::string& path);
+  // A SentencePiece .model file, through the sentencepiece library.
+  static Tokenizer from_sentencepiece_file(const std::string& path);
+  // GPT-2's original files: encoder.json (piece -> id) and vocab.bpe (merges in rank order).
+  static Tokenizer from_gpt2_files(const std::string& encoder_json, const std::string& vocab_bpe);
 
   Encoding encode(std::string_view text, const EncodeOptions& opt = {}) const;
   // Throws loom::Error (BadInput) for an id out of range.
@@ -104,11 +132,7 @@ class Tokenizer {
   std::string_view piece(TokenId id) const;
 
  private:
-  struct Added {
-    std::string content;
-    TokenId id;
-    bool special;
-  };
+  using Added = AddedToken;
   void encode_text(std::string_view text, size_t base, Encoding& out) const;
 
   std::unique_ptr<Normalizer> normalizer_;

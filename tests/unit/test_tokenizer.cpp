@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "loom/core/error.h"
 #include "loom/io/jsonl.h"
@@ -184,4 +185,32 @@ TEST(TokenizerParity, Gemma3SentencePieceBpe) {
   std::string file = kTokGolden + "files/gemma3.tokenizer.json.zst";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
   check_family("gemma3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+}
+
+TEST(TokenizerParity, Gpt2OriginalFiles) {
+  // GPT-2's own encoder.json + vocab.bpe (copied from ../shared/tokenizers), loaded directly
+  std::string enc = kTokGolden + "files/gpt2.encoder.json.zst", bpe = kTokGolden + "files/gpt2.vocab.bpe.zst";
+  if (!fs::exists(enc) || !fs::exists(bpe)) GTEST_SKIP() << "no " << enc;
+  check_family("gpt2", tok::Tokenizer::from_gpt2_files(enc, bpe), /*offsets=*/false);
+}
+
+TEST(Tokenizer, Gpt2FilesErrorsNameFileAndLine) {
+  fs::path d = fs::temp_directory_path() / "loom-gpt2-files";
+  fs::create_directories(d);
+  {
+    std::ofstream(d / "encoder.json") << R"({"a": 0, "b": 1, "ab": 2})";
+    std::ofstream(d / "vocab.bpe") << "#version: 0.2\na b\nab\n";
+  }
+  try {
+    tok::Tokenizer::load(d.string());
+    FAIL() << "a merge line with one token was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), Error::Kind::BadInput);
+    EXPECT_NE(e.located().find("vocab.bpe:3: "), std::string::npos) << e.located();
+    EXPECT_EQ(e.line(), 3u) << e.what();
+  }
+  std::ofstream(d / "vocab.bpe") << "#version: 0.2\na b\n";
+  tok::Tokenizer t = tok::Tokenizer::load(d.string());
+  EXPECT_EQ(t.encode("abba").ids, (std::vector<tok::TokenId>{2, 1, 0}));
+  fs::remove_all(d);
 }
