@@ -1,5 +1,6 @@
 #include "loom/tokenizer/tokenizer.h"
 #include "loom/tokenizer/parts.h"
+#include "loom/tokenizer/parts_extra.h"
 
 #include <utf8proc.h>
 
@@ -921,6 +922,71 @@ std::string string_pattern(const Json& j, object o, const char* what) {
   return std::string(v);
 }
 
+MetaspaceConfig load_metaspace_config(const Json& j, object o) {
+  MetaspaceConfig cfg;
+  element e;
+  if (!o["replacement"].get(e)) cfg.replacement = j.str(e, "\"replacement\"");
+  if (cfg.replacement.empty() || text::utf8::count(cfg.replacement) != 1) throw j.bad("Metaspace \"replacement\" must be one character");
+  if (!o["prepend_scheme"].get(e) && !e.is_null()) {
+    std::string s = j.str(e, "\"prepend_scheme\"");
+    if (s == "always") cfg.prepend = MetaspaceConfig::Always;
+    else if (s == "first") cfg.prepend = MetaspaceConfig::First;
+    else if (s == "never") cfg.prepend = MetaspaceConfig::Never;
+    else throw j.bad(fmt::format("Metaspace \"prepend_scheme\" \"{}\" is not always, first or never", s));
+  }
+  if (!j.flag(o, "add_prefix_space", true)) {  // the old spelling of "never"
+    if (cfg.prepend != MetaspaceConfig::Never) throw j.bad("Metaspace: add_prefix_space false contradicts its prepend_scheme");
+  }
+  cfg.split = j.flag(o, "split", true);
+  return cfg;
+}
+
+// The normalizer followed by the text rewrite of a Metaspace pre-tokenizer (alone, or in a Sequence
+// after WhitespaceSplit); the normalizer as it is when the pre-tokenizer has no Metaspace.
+std::unique_ptr<Normalizer> load_metaspace_rewrite(const Json& j, object o, std::unique_ptr<Normalizer> normalizer) {
+  std::string type = j.type(o, "\"pre_tokenizer\"");
+  if (type == "Metaspace") return make_metaspace_rewrite(load_metaspace_config(j, o), false, std::move(normalizer));
+  element ps;
+  simdjson::dom::array arr;
+  if (type != "Sequence" || o["pretokenizers"].get(ps) || ps.get(arr)) return normalizer;
+  bool ws = false, other = false;
+  for (element p : arr) {
+    object po = j.obj(p, "a pre_tokenizer");
+    std::string t = j.type(po, "a pre_tokenizer");
+    if (t == "Metaspace") {
+      if (other) throw j.bad("Metaspace after a pre_tokenizer other than WhitespaceSplit is not supported yet");
+      return make_metaspace_rewrite(load_metaspace_config(j, po), ws, std::move(normalizer));
+    }
+    (t == "WhitespaceSplit" ? ws : other) = true;
+  }
+  return normalizer;
+}
+
+// Unigram: "vocab" is [[piece, score], ...] by id, "unk_id" an id or null.
+std::unique_ptr<Model> load_unigram(const Json& j, object model) {
+  element e;
+  simdjson::dom::array arr;
+  if (model["vocab"].get(e) || e.get(arr)) throw j.bad("Unigram model without a \"vocab\" array");
+  std::vector<std::pair<std::string, double>> vocab;
+  for (element entry : arr) {
+    simdjson::dom::array pair;
+    double score;
+    std::string_view piece;
+    if (entry.get(pair) || pair.size() != 2 || pair.at(0).get(piece) || pair.at(1).get(score))
+      throw j.bad(fmt::format("Unigram vocab entry {} is not [piece, score]", vocab.size()));
+    vocab.emplace_back(std::string(piece), as_serde_json_reads(score));  // the reference's bits
+  }
+  std::optional<TokenId> unk;
+  if (!model["unk_id"].get(e) && !e.is_null()) {
+    int64_t id;
+    if (e.get(id)) throw j.bad("Unigram \"unk_id\" must be an integer");
+    if (id < 0 || static_cast<uint64_t>(id) >= vocab.size())
+      throw j.bad(fmt::format("Unigram unk_id {} is outside the vocabulary of {}", id, vocab.size()));
+    unk = static_cast<TokenId>(id);
+  }
+  return make_unigram(std::move(vocab), unk, j.flag(model, "byte_fallback", false), j.file);
+}
+
 std::unique_ptr<Normalizer> load_normalizer(const Json& j, object o) {
   std::string type = j.type(o, "\"normalizer\"");
   element e;
@@ -934,6 +1000,22 @@ std::unique_ptr<Normalizer> load_normalizer(const Json& j, object o) {
     if (o["prepend"].get(e)) throw j.bad("Prepend normalizer without \"prepend\"");
     return std::make_unique<PrependNormalizer>(j.str(e, "\"prepend\""));
   }
+  if (type == "Precompiled") {
+    std::string_view b64;
+    if (o["precompiled_charsmap"].get(e) || e.get(b64)) throw j.bad("Precompiled normalizer without a \"precompiled_charsmap\" string");
+    auto bytes = base64_decode(b64);
+    if (!bytes) throw j.bad("Precompiled normalizer: \"precompiled_charsmap\" is not valid base64");
+    return make_precompiled_normalizer(std::move(*bytes), j.file);
+  }
+  if (type == "NFKC") return make_nfkc_normalizer();
+  if (type == "Lowercase") return make_lowercase_normalizer();
+  if (type == "Strip") return make_strip_normalizer(j.flag(o, "strip_left", false), j.flag(o, "strip_right", false));
+  element rx;
+  if (type == "Replace" && !o["pattern"].get(e) && !e["Regex"].get(rx)) {
+    element content;
+    if (o["content"].get(content)) throw j.bad("Replace normalizer without \"content\"");
+    return make_regex_replace_normalizer(j.str(rx, "the Replace regex"), j.str(content, "\"content\""), j.file);
+  }
   if (type == "Replace") {
     if (o["content"].get(e)) throw j.bad("Replace normalizer without \"content\"");
     return std::make_unique<ReplaceNormalizer>(string_pattern(j, o, "Replace normalizer"), j.str(e, "\"content\""));
@@ -945,7 +1027,7 @@ std::unique_ptr<Normalizer> load_normalizer(const Json& j, object o) {
     for (element x : arr) parts.push_back(load_normalizer(j, j.obj(x, "a normalizer")));
     return std::make_unique<SequenceNormalizer>(std::move(parts));
   }
-  throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer, NFC, Prepend, Replace, Sequence)", type));
+  throw j.bad(fmt::format("normalizer type \"{}\" is not supported yet (supported: BertNormalizer, NFC, NFKC, Lowercase, Strip, Precompiled, Prepend, Replace, Sequence)", type));
 }
 
 void load_decoder_steps(const Json& j, object o, std::vector<ChainDecoder::Step>& steps) {
@@ -980,6 +1062,7 @@ std::unique_ptr<Decoder> load_decoder(const Json& j, object o) {
     return std::make_unique<WordPieceDecoder>(p, j.flag(o, "cleanup", true));
   }
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
+  if (type == "Metaspace") return make_metaspace_decoder(load_metaspace_config(j, o));
   std::vector<ChainDecoder::Step> steps;
   load_decoder_steps(j, o, steps);
   return std::make_unique<ChainDecoder>(std::move(steps));
@@ -989,6 +1072,8 @@ std::unique_ptr<Decoder> load_decoder(const Json& j, object o) {
 std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
   std::string type = j.type(o, "\"pre_tokenizer\"");
   if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
+  if (type == "Metaspace") return make_metaspace_split(load_metaspace_config(j, o));  // its rewrite: load_metaspace_rewrite
+  if (type == "WhitespaceSplit") return make_whitespace_split_pre_tokenizer();
   if (type == "ByteLevel") {
     if (j.flag(o, "add_prefix_space", true)) throw j.bad("ByteLevel with add_prefix_space is not supported yet");
     if (j.flag(o, "use_regex", true)) return std::make_unique<Gpt2PreTokenizer>();
@@ -1025,7 +1110,7 @@ std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
     for (element p : arr) parts.push_back(load_pre_tokenizer(j, j.obj(p, "a pre_tokenizer")));
     return std::make_unique<SequencePreTokenizer>(std::move(parts));
   }
-  throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer, ByteLevel, Split, Sequence)", type));
+  throw j.bad(fmt::format("pre_tokenizer type \"{}\" is not supported yet (supported: BertPreTokenizer, ByteLevel, Metaspace, Split, Sequence, WhitespaceSplit)", type));
 }
 
 }  // namespace
@@ -1166,17 +1251,21 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (top["model"].get(model_el)) throw j.bad("no \"model\"");
   object model = j.obj(model_el, "\"model\"");
   std::string mtype = j.type(model, "\"model\"");
-  if (mtype != "WordPiece" && mtype != "BPE")
-    throw j.bad(fmt::format("model type \"{}\" is not supported yet (supported: WordPiece, BPE)", mtype));
-  object vocab;
-  element vocab_el;
-  if (model["vocab"].get(vocab_el) || vocab_el.get(vocab)) throw j.bad(fmt::format("{} model without a \"vocab\" object", mtype));
+  if (mtype != "WordPiece" && mtype != "BPE" && mtype != "Unigram")
+    throw j.bad(fmt::format("model type \"{}\" is not supported yet (supported: WordPiece, BPE, Unigram)", mtype));
   std::vector<std::string> pieces;
-  for (auto [key, value] : vocab) {
-    int64_t id;
-    if (value.get(id) || id < 0 || id > (1 << 24)) throw j.bad(fmt::format("vocab entry \"{}\" has no valid id", std::string(key)));
-    if (static_cast<size_t>(id) >= pieces.size()) pieces.resize(static_cast<size_t>(id) + 1);
-    pieces[static_cast<size_t>(id)] = std::string(key);
+  if (mtype == "Unigram") {
+    t.model = load_unigram(j, model);
+  } else {
+    object vocab;
+    element vocab_el;
+    if (model["vocab"].get(vocab_el) || vocab_el.get(vocab)) throw j.bad(fmt::format("{} model without a \"vocab\" object", mtype));
+    for (auto [key, value] : vocab) {
+      int64_t id;
+      if (value.get(id) || id < 0 || id > (1 << 24)) throw j.bad(fmt::format("vocab entry \"{}\" has no valid id", std::string(key)));
+      if (static_cast<size_t>(id) >= pieces.size()) pieces.resize(static_cast<size_t>(id) + 1);
+      pieces[static_cast<size_t>(id)] = std::string(key);
+    }
   }
   element e;
   if (mtype == "WordPiece") {
@@ -1228,6 +1317,7 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
   if (!top["pre_tokenizer"].get(e) && !e.is_null()) {
     object o = j.obj(e, "\"pre_tokenizer\"");
     t.pre = load_pre_tokenizer(j, o);
+    t.normalizer = load_metaspace_rewrite(j, o, std::move(t.normalizer));  // Metaspace also rewrites the text
   }
   // added tokens
   element added;
