@@ -10,6 +10,7 @@
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
 #include "loom/tokenizer/tokenizer.h"
+#include "train.h"
 
 using namespace loom;
 
@@ -190,11 +191,13 @@ void run(cli::Tool& tool, Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "train") return tokenize_train_main(argc - 1, argv + 1);
   cli::Tool tool("tokenize", "Count, encode and decode tokens with a model's tokenizer.\n\n"
                              "Reads records and adds tokens (ids) and n_tokens; --decode turns tokens back into text.\n"
                              "With TEXT arguments, tokenizes each and prints one record per argument.\n"
                              "Tokenizers: Hugging Face tokenizer.json: WordPiece (BERT, MiniLM), byte-level BPE (GPT-2,\n"
-                             "Llama 3, Qwen) and SentencePiece-style BPE with byte fallback (Llama 2, Gemma 3).");
+                             "Llama 3, Qwen) and SentencePiece-style BPE with byte fallback (Llama 2, Gemma 3); SentencePiece .model files.\n"
+                             "loom tokenize train --help: train a SentencePiece tokenizer.");
   Options opt;
   auto& app = tool.app();
   app.add_option("texts", opt.texts, "Texts to tokenize (instead of records on stdin)")->type_name("TEXT...")->default_str("");
