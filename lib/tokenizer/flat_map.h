@@ -1,5 +1,5 @@
 // Open-addressing hash tables for the tokenizer's hot lookups: token pair -> merge, and piece
-// text -> id. Linear probing over a power-of-two table at most half full; built once, then only
+// text -> id. Linear probing over a power-of-two table at most 3/4 full; built once, then only
 // read (safe to share between threads). Several times faster than std::unordered_map here, whose
 // node-per-entry layout costs a cache miss per probe.
 #pragma once
@@ -27,9 +27,10 @@ inline uint64_t hash_bytes(std::string_view s) {
   return mix64(h ^ s.size());
 }
 
+// A power of two with the table at most 3/4 full.
 inline size_t table_size_for(size_t n) {
   size_t cap = 16;
-  while (cap < 2 * n + 2) cap <<= 1;
+  while (cap < n + n / 3 + 2) cap <<= 1;
   return cap;
 }
 
@@ -50,7 +51,7 @@ class PairMap {
   static uint64_t key(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
   // Keeps the first value inserted for a key (the lowest rank when inserted in rank order).
   void insert(uint64_t k, uint32_t rank, int32_t merged) {
-    if (2 * (size_ + 1) > slots_.size()) grow();
+    if (table_size_for(size_ + 1) > slots_.size()) grow();
     for (size_t i = mix64(k) & mask_;; i = (i + 1) & mask_) {
       if (slots_[i].key == k) return;
       if (slots_[i].key == kEmpty) {
@@ -86,7 +87,7 @@ class U64Map {
   static constexpr uint64_t kEmpty = ~0ULL;
   // Returns the value stored for k, storing v first when k is new.
   int32_t emplace(uint64_t k, int32_t v) {
-    if (2 * (size_ + 1) > slots_.size()) grow();
+    if (table_size_for(size_ + 1) > slots_.size()) grow();
     for (size_t i = mix64(k) & mask_;; i = (i + 1) & mask_) {
       if (slots_[i].key == k) return slots_[i].value;
       if (slots_[i].key == kEmpty) {

@@ -744,7 +744,7 @@ const ByteMap& byte_map() {
 // - Each thread remembers the tokens of the last pieces it encoded (as Hugging Face's BPE does).
 class Bpe final : public Model {
  public:
-  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, BpeConfig cfg,
+  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string_view, std::string_view>>& merges, BpeConfig cfg,
       const std::string& file)
       : pieces_(std::move(pieces)), cfg_(cfg) {
     static std::atomic<uint64_t> serial{0};
@@ -768,9 +768,11 @@ class Bpe final : public Model {
       byte_ids_[byte] = cfg_.byte_fallback ? ids_.find(fmt::format("<0x{:02X}>", byte)) : -1;
     }
     // character pairs that occur inside some piece: cuts before U+2581 elsewhere are safe
-    if (!cfg_.byte_level && !merges_special && ids_.find(kSpaceMarker) >= 0) {
+    // (not with ignore_merges, which looks at whole words)
+    if (!cfg_.byte_level && !cfg_.ignore_merges && !merges_special && ids_.find(kSpaceMarker) >= 0) {
       cut_ok_ = true;
       for (const std::string& p : pieces_) {
+        if (p.find(kSpaceMarker, 1) == std::string::npos) continue;
         size_t i = 0;
         char32_t prev = p.empty() ? 0 : text::utf8::next(p, i);
         while (i < p.size()) {
@@ -786,21 +788,6 @@ class Bpe final : public Model {
 
   void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
     std::string_view w = text.substr(word.b, word.e - word.b);
-    if (cfg_.ignore_merges) {  // a word that is a token is that token
-      TokenId id = -1;
-      if (cfg_.byte_level) {
-        std::string mapped;
-        for (unsigned char c : w) mapped += byte_map().to_char[c];
-        id = ids_.find(mapped);
-      } else {
-        id = ids_.find(w);
-      }
-      if (id >= 0) {
-        ids.push_back(id);
-        spans.push_back(word);
-        return;
-      }
-    }
     if (!cut_ok_) return encode_piece(w, word.b, ids, spans);
     // cut before U+2581 (E2 96 81) where no piece holds the characters either side
     size_t start = 0;
@@ -858,6 +845,24 @@ class Bpe final : public Model {
         return;
       }
     }
+    std::vector<Tok> toks;
+    if (cfg_.ignore_merges) {  // a word that is a token is that token
+      TokenId id = -1;
+      if (cfg_.byte_level) {
+        thread_local std::string mapped;
+        mapped.clear();
+        for (unsigned char c : w) mapped += byte_map().to_char[c];
+        id = ids_.find(mapped);
+      } else {
+        id = ids_.find(w);
+      }
+      if (id >= 0) {
+        ids.push_back(id);
+        spans.push_back({base, base + w.size()});
+        if (cacheable) remember(cache, w, {{id, static_cast<uint32_t>(w.size())}});
+        return;
+      }
+    }
     thread_local std::vector<Sym> syms;
     syms.clear();
     make_symbols(w, syms);
@@ -865,17 +870,17 @@ class Bpe final : public Model {
       merge_scan(syms);
     else
       merge_heap(syms);
-    std::vector<Tok> toks;
     for (size_t i = 0; i < syms.size(); i = static_cast<size_t>(syms[i].next)) {
       ids.push_back(syms[i].id);
       spans.push_back({base + syms[i].b, base + syms[i].e});
       if (cacheable) toks.push_back({syms[i].id, syms[i].e - syms[i].b});
       if (syms[i].next < 0) break;
     }
-    if (cacheable) {
-      if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
-      cache.map.emplace(std::string(w), std::move(toks));
-    }
+    if (cacheable) remember(cache, w, std::move(toks));
+  }
+  static void remember(Cache& cache, std::string_view w, std::vector<Tok> toks) {
+    if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
+    cache.map.emplace(std::string(w), std::move(toks));
   }
 
   // The initial symbols of w (offsets relative to w).
@@ -1163,9 +1168,14 @@ std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
 
 }  // namespace
 
-std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string_view, std::string_view>>& merges,
                                 BpeConfig cfg, const std::string& file) {
   return std::make_unique<Bpe>(std::move(pieces), merges, cfg, file);
+}
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+                                BpeConfig cfg, const std::string& file) {
+  std::vector<std::pair<std::string_view, std::string_view>> views(merges.begin(), merges.end());
+  return std::make_unique<Bpe>(std::move(pieces), views, cfg, file);
 }
 std::unique_ptr<PreTokenizer> make_gpt2_pre_tokenizer() { return std::make_unique<Gpt2PreTokenizer>(); }
 std::unique_ptr<PreTokenizer> make_llama3_pre_tokenizer(size_t max_digits) { return std::make_unique<Llama3PreTokenizer>(max_digits); }
@@ -1259,7 +1269,7 @@ Tokenizer Tokenizer::from_gpt2_files(const std::string& encoder_json, const std:
   }
   // vocab.bpe: an optional "#version" line, then one merge "a b" per line, in rank order
   std::string bpe = io::read_all(*io::Input::open(vocab_bpe));
-  std::vector<std::pair<std::string, std::string>> merges;
+  std::vector<std::pair<std::string_view, std::string_view>> merges;  // views into bpe
   size_t line_no = 0;
   for (size_t i = 0; i < bpe.size();) {
     size_t nl = bpe.find('\n', i);
@@ -1272,7 +1282,7 @@ Tokenizer Tokenizer::from_gpt2_files(const std::string& encoder_json, const std:
     size_t sp = line.find(' ');
     if (sp == 0 || sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
       throw input_error("a merge must be two tokens separated by one space", vocab_bpe, line_no);
-    merges.emplace_back(std::string(line.substr(0, sp)), std::string(line.substr(sp + 1)));
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   Parts p;
   // GPT-2's <|endoftext|> is an ordinary vocabulary entry in encoder.json; as in the Hugging Face
@@ -1322,18 +1332,19 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
     t.model = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
                                            static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
   } else if (mtype == "BPE") {
-    std::vector<std::pair<std::string, std::string>> merges;
+    std::vector<std::pair<std::string_view, std::string_view>> merges;  // views into the parsed document
     simdjson::dom::array arr;
     if (model["merges"].get(e) || e.get(arr)) throw j.bad("BPE model without \"merges\"");
+    merges.reserve(arr.size());
     for (element m : arr) {
       std::string_view sv;
       simdjson::dom::array pair;
       if (!m.get(sv)) {  // "a b"
         size_t sp = sv.find(' ', 1);
         if (sp == std::string_view::npos) throw j.bad(fmt::format("merge \"{}\" is not two tokens", std::string(sv)));
-        merges.emplace_back(std::string(sv.substr(0, sp)), std::string(sv.substr(sp + 1)));
-      } else if (!m.get(pair) && pair.size() == 2) {  // ["a", "b"]
-        merges.emplace_back(j.str(pair.at(0).value(), "a merge"), j.str(pair.at(1).value(), "a merge"));
+        merges.emplace_back(sv.substr(0, sp), sv.substr(sp + 1));
+      } else if (std::string_view a, b; !m.get(pair) && pair.size() == 2 && !pair.at(0).get(a) && !pair.at(1).get(b)) {  // ["a", "b"]
+        merges.emplace_back(a, b);
       } else {
         throw j.bad("a merge must be \"a b\" or [\"a\", \"b\"]");
       }
