@@ -517,39 +517,111 @@ class WholePreTokenizer final : public PreTokenizer {
   }
 };
 
-// Unicode NFC. Composition never crosses ASCII whitespace, so the text is composed segment by
-// segment and each composed segment is aligned to its whole original span.
+// Unicode NFC, aligned as the reference aligns it. Each original character is decomposed
+// canonically (the first character of its decomposition "replaces" it, the others are "inserted"),
+// combining marks are put in canonical order, then characters compose into the last starter (a
+// composed character "removes" the characters it absorbed). Alignment follows those changes: a
+// kept or composed character takes the original character at the current position (then skips
+// what it absorbed), an inserted one the original character before. So "e" + U+0301 gives "é"
+// aligned with the "e" alone, as Hugging Face tokenizers does. ASCII text passes through.
 class NfcNormalizer final : public Normalizer {
  public:
   Normalized normalize(std::string_view text) const override {
     Normalized n;
+    n.text.reserve(text.size());
+    n.src_begin.reserve(text.size());
+    n.src_end.reserve(text.size());
     size_t i = 0;
     while (i < text.size()) {
-      size_t j = i;
-      while (j < text.size() && !is_ascii_space(text[j])) ++j;
-      if (j == i) ++j;  // one whitespace byte
-      std::string_view seg = text.substr(i, j - i);
-      bool ascii = std::all_of(seg.begin(), seg.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-      if (ascii) {
-        for (size_t k = 0; k < seg.size(); ++k) n.push(static_cast<unsigned char>(seg[k]), static_cast<uint32_t>(i + k), static_cast<uint32_t>(i + k + 1));
-      } else {
-        utf8proc_uint8_t* composed = nullptr;
-        utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(seg.data()), static_cast<utf8proc_ssize_t>(seg.size()),
-                                            &composed, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-        std::string_view cs = len >= 0 ? std::string_view(reinterpret_cast<char*>(composed), static_cast<size_t>(len)) : seg;
-        for (size_t k = 0; k < cs.size();) {
-          char32_t c = text::utf8::next(cs, k);
-          n.push(c, static_cast<uint32_t>(i), static_cast<uint32_t>(j));
-        }
-        std::free(composed);
+      if (static_cast<unsigned char>(text[i]) < 0x80 && (i + 1 == text.size() || static_cast<unsigned char>(text[i + 1]) < 0x80)) {
+        n.push(static_cast<unsigned char>(text[i]), static_cast<uint32_t>(i), static_cast<uint32_t>(i + 1));
+        ++i;
+        continue;
       }
+      // a segment: from here to the next ASCII character (no composition has an ASCII second
+      // character, so nothing composes across that boundary)
+      size_t j = i + 1;
+      while (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80) ++j;
+      segment(text, i, j, n);
       i = j;
     }
     return n;
   }
 
  private:
-  static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+  struct Ch {
+    char32_t c;
+    int ccc;
+    int change;  // 0 replaces an original character, +1 inserted, -k: absorbed k more
+  };
+  static int ccc(char32_t c) { return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class; }
+  // The primary composite of a + b, or 0.
+  static char32_t compose(char32_t a, char32_t b) {
+    thread_local std::unordered_map<uint64_t, char32_t> memo;
+    uint64_t key = (static_cast<uint64_t>(a) << 32) | b;
+    if (auto it = memo.find(key); it != memo.end()) return it->second;
+    utf8proc_int32_t buf[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
+    char32_t out = 0;
+    // composition only (the pair is already decomposed): one code point left means a composite
+    utf8proc_ssize_t len = utf8proc_normalize_utf32(buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+    if (len == 1) out = static_cast<char32_t>(buf[0]);
+    if (memo.size() > (1u << 16)) memo.clear();
+    memo.emplace(key, out);
+    return out;
+  }
+  static void segment(std::string_view text, size_t from, size_t to, Normalized& n) {
+    std::vector<Span> orig;  // byte span of each original character
+    std::vector<Ch> d;
+    for (size_t i = from; i < to;) {
+      size_t b = i;
+      char32_t c = text::utf8::next(text, i);
+      orig.push_back({b, i});
+      utf8proc_int32_t buf[32];
+      int last = 0;
+      utf8proc_ssize_t k = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32, UTF8PROC_DECOMPOSE, &last);
+      if (k <= 0 || k > 32) {
+        d.push_back({c, ccc(c), 0});
+        continue;
+      }
+      for (utf8proc_ssize_t m = 0; m < k; ++m) d.push_back({static_cast<char32_t>(buf[m]), ccc(static_cast<char32_t>(buf[m])), m == 0 ? 0 : 1});
+    }
+    // canonical order: runs of combining marks stably sorted by class
+    for (size_t x = 1; x < d.size(); ++x)
+      for (size_t y = x; y > 0 && d[y].ccc != 0 && d[y - 1].ccc > d[y].ccc; --y) std::swap(d[y], d[y - 1]);
+    // canonical composition
+    std::vector<Ch> out;
+    long starter = -1;
+    int last_ccc = -1;  // class of the last character kept after the starter (-1: none)
+    for (const Ch& x : d) {
+      if (starter >= 0 && (last_ccc < 0 || (x.ccc != 0 && last_ccc < x.ccc))) {
+        if (char32_t comp = compose(out[static_cast<size_t>(starter)].c, x.c)) {
+          Ch& s = out[static_cast<size_t>(starter)];
+          s.c = comp;
+          s.change += x.change - 1;
+          continue;
+        }
+      }
+      if (x.ccc == 0) {
+        starter = static_cast<long>(out.size());
+        last_ccc = -1;
+      } else {
+        last_ccc = x.ccc;
+      }
+      out.push_back(x);
+    }
+    // alignment
+    size_t pos = 0;
+    for (const Ch& x : out) {
+      size_t o;
+      if (x.change > 0) {
+        o = pos ? pos - 1 : 0;
+      } else {
+        o = std::min(pos, orig.size() - 1);
+        pos += static_cast<size_t>(1 - x.change);
+      }
+      n.push(x.c, static_cast<uint32_t>(orig[o].b), static_cast<uint32_t>(orig[o].e));
+    }
+  }
 };
 
 // ---- SentencePiece-style pieces (Llama 2, Gemma) ---------------------------------------------

@@ -160,38 +160,38 @@ TEST(TokenizerParity, Gpt2ByteLevelBpe) {
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
   // ids and decoding; offsets of byte-level tokens (the reference reports them in characters,
   // trimmed) are not compared yet
-  check_family("gpt2", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+  check_family("gpt2", tok::Tokenizer::from_json_file(file), /*offsets=*/true);
 }
 
 TEST(TokenizerParity, Llama3ByteLevelBpe) {
   std::string file = kTokGolden + "files/llama3.tokenizer.json.zst";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
-  check_family("llama3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+  check_family("llama3", tok::Tokenizer::from_json_file(file), /*offsets=*/true);
 }
 
 TEST(TokenizerParity, Qwen3ByteLevelBpeWithNfc) {
   std::string file = kTokGolden + "files/qwen3.tokenizer.json.zst";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
-  check_family("qwen3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+  check_family("qwen3", tok::Tokenizer::from_json_file(file), /*offsets=*/true);
 }
 
 TEST(TokenizerParity, Llama2SentencePieceBpe) {
   std::string file = kTokGolden + "files/llama2.tokenizer.json.zst";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
-  check_family("llama2", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+  check_family("llama2", tok::Tokenizer::from_json_file(file), /*offsets=*/true);
 }
 
 TEST(TokenizerParity, Gemma3SentencePieceBpe) {
   std::string file = kTokGolden + "files/gemma3.tokenizer.json.zst";
   if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
-  check_family("gemma3", tok::Tokenizer::from_json_file(file), /*offsets=*/false);
+  check_family("gemma3", tok::Tokenizer::from_json_file(file), /*offsets=*/true);
 }
 
 TEST(TokenizerParity, Gpt2OriginalFiles) {
   // GPT-2's own encoder.json + vocab.bpe (copied from ../shared/tokenizers), loaded directly
   std::string enc = kTokGolden + "files/gpt2.encoder.json.zst", bpe = kTokGolden + "files/gpt2.vocab.bpe.zst";
   if (!fs::exists(enc) || !fs::exists(bpe)) GTEST_SKIP() << "no " << enc;
-  check_family("gpt2", tok::Tokenizer::from_gpt2_files(enc, bpe), /*offsets=*/false);
+  check_family("gpt2", tok::Tokenizer::from_gpt2_files(enc, bpe));
 }
 
 TEST(Tokenizer, Gpt2FilesErrorsNameFileAndLine) {
