@@ -214,3 +214,26 @@ TEST(Tokenizer, Gpt2FilesErrorsNameFileAndLine) {
   EXPECT_EQ(t.encode("abba").ids, (std::vector<tok::TokenId>{2, 1, 0}));
   fs::remove_all(d);
 }
+
+// decode(encode(x)) == x on the whole corpus for the tokenizers that lose nothing (byte-level BPE
+// without a normalizer; SentencePiece-style BPE with byte fallback). The others (lowercasing
+// MiniLM, NFC Qwen3) are checked against the reference's decode in check_family.
+TEST(TokenizerParity, LosslessRoundTrip) {
+  for (std::string fam : {"gpt2", "llama3", "llama2", "gemma3"}) {
+    std::string file = kTokGolden + "files/" + fam + ".tokenizer.json.zst";
+    if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+    tok::Tokenizer t = tok::Tokenizer::from_json_file(file);
+    auto in = io::Input::open(kTokGolden + "corpus.jsonl");
+    io::JsonlReader corpus(*in);
+    io::Record c;
+    size_t n = 0, bad = 0;
+    while (corpus.next(c)) {
+      std::string text = c.get_string("text").value();
+      std::string back = t.decode(t.encode(text, {false, false}).ids);
+      if (back != text && ++bad <= 3) ADD_FAILURE() << fam << " record " << *c.get_string("id") << " does not round-trip";
+      ++n;
+    }
+    EXPECT_GT(n, 1000u);
+    EXPECT_EQ(bad, 0u) << fam << ": " << bad << " of " << n << " texts do not round-trip";
+  }
+}
