@@ -1,9 +1,24 @@
-// parallel_for: fn(i) for i in [0, n) on up to `threads` threads (the caller's thread included
-// when threads <= 1). Work is handed out one index at a time, so uneven items balance.
+// Data-parallel loops over indices.
+//
+// parallel_for(n, threads, fn): fn(i) for i in [0, n) on up to `threads` new threads (the
+// caller's own when threads <= 1). For one-off loops.
+//
+// ThreadPool: the same on threads that live as long as the pool, for loops run again and again
+// (a batch of records at a time): no thread start per loop, and per-thread state (such as the
+// tokenizer's word cache) survives from one batch to the next.
+//
+//   ThreadPool pool(4);                      // 3 workers + the calling thread
+//   pool.for_each(batch.size(), [&](size_t i) { process(batch[i]); });
+//
+// Work is handed out one index at a time, so uneven items balance.
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -21,5 +36,31 @@ void parallel_for(size_t n, unsigned threads, Fn&& fn) {
   for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work);
   for (auto& t : pool) t.join();
 }
+
+class ThreadPool {
+ public:
+  // `threads` in all, the caller of for_each included (0 or 1: everything on the caller).
+  explicit ThreadPool(unsigned threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // fn(i) for every i in [0, n), on all the pool's threads; returns when all are done. fn must
+  // not throw (catch inside and keep the error with the item).
+  void for_each(size_t n, const std::function<void(size_t)>& fn);
+
+ private:
+  void work();
+  void worker();
+  std::vector<std::thread> workers_;
+  std::mutex m_;
+  std::condition_variable start_, finished_;
+  const std::function<void(size_t)>* job_ = nullptr;
+  size_t n_ = 0;
+  std::atomic<size_t> next_{0};
+  uint64_t generation_ = 0;
+  unsigned busy_ = 0;
+  bool stop_ = false;
+};
 
 }  // namespace loom

@@ -179,7 +179,8 @@ void unescape_string(std::string_view raw, std::string& out) {
             p += 6;
           }
         }
-        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // lone surrogate
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+          throw input_error(fmt::format("a string holds the lone surrogate escape \\u{:04X}, which is not a Unicode character", cp));
         text::utf8::append(out, cp);
         break;
       }

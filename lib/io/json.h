@@ -41,7 +41,9 @@ inline void append_number(std::string& out, long long v) { append_number(out, st
 inline void append_number(std::string& out, unsigned long long v) { append_number(out, static_cast<uint64_t>(v)); }
 
 // Decodes the body of a JSON string literal (`raw` includes the quotes) that a validating parser
-// has already accepted. Appends the decoded UTF-8 to `out`.
+// has already accepted. Appends the decoded UTF-8 to `out`. A lone surrogate escape (\uD800 not
+// followed by a low surrogate, or a stray \uDC00) is valid JSON but not Unicode text: loom::Error
+// (BadInput) naming it.
 void unescape_string(std::string_view raw, std::string& out);
 
 // Incremental writer of one JSON value with comma bookkeeping.

@@ -286,7 +286,11 @@ std::optional<std::string> Record::get_string(std::string_view key) const {
   if (!v || *v == "null") return std::nullopt;
   if ((*v)[0] != '"') throw wrong_type(key, "a string", *v);
   std::string out;
-  json::unescape_string(*v, out);
+  try {
+    json::unescape_string(*v, out);
+  } catch (const Error& e) {
+    throw input_error(fmt::format("field \"{}\": {}", key, e.what()));
+  }
   return out;
 }
 

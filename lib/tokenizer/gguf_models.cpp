@@ -561,7 +561,7 @@ void wpm_tokenize(const Vocab& v, std::string_view seg, size_t from, size_t to, 
     std::string s1 = space + w.s;
     auto span_b = [&](size_t k) { return k < 3 ? w.b[0] : w.b[k - 3]; };
     auto span_e = [&](size_t k) { return k < 3 ? w.e[0] : w.e[k - 3]; };
-    size_t mark = out.ids.size();
+    size_t mark = out.ids.size(), span_mark = out.spans.size();
     size_t n = s1.size();
     for (size_t i = 0; i < n; ++i) {
       bool match = false;
@@ -575,7 +575,7 @@ void wpm_tokenize(const Vocab& v, std::string_view seg, size_t from, size_t to, 
       }
       if (!match) {
         out.ids.resize(mark);
-        out.spans.resize(mark);
+        out.spans.resize(span_mark);
         break;
       }
     }

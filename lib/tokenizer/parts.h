@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct BpeConfig {
   TokenId unk = -1;
 };
 // merges in rank order; `file` names the source in errors (a merge using a missing token).
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string_view, std::string_view>>& merges,
+                                BpeConfig cfg, const std::string& file);
 std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
                                 BpeConfig cfg, const std::string& file);
 

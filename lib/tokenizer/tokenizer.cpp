@@ -1,10 +1,12 @@
 #include "loom/tokenizer/tokenizer.h"
+#include "loom/tokenizer/flat_map.h"
 #include "loom/tokenizer/parts.h"
 #include "loom/tokenizer/parts_extra.h"
 
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <queue>
 #include <cstdlib>
 #include <filesystem>
@@ -218,7 +220,7 @@ class WordPiece final : public Model {
       spans.push_back(word);
       return;
     }
-    size_t mark = ids.size();
+    size_t mark = ids.size(), span_mark = spans.size();
     std::string key;
     for (size_t start = 0; start < w.size();) {
       size_t end = w.size();
@@ -237,7 +239,7 @@ class WordPiece final : public Model {
       }
       if (found < 0) {  // no piece fits: the whole word is unknown
         ids.resize(mark);
-        spans.resize(mark);
+        spans.resize(span_mark);
         ids.push_back(unk_);
         spans.push_back(word);
         return;
@@ -516,39 +518,111 @@ class WholePreTokenizer final : public PreTokenizer {
   }
 };
 
-// Unicode NFC. Composition never crosses ASCII whitespace, so the text is composed segment by
-// segment and each composed segment is aligned to its whole original span.
+// Unicode NFC, aligned as the reference aligns it. Each original character is decomposed
+// canonically (the first character of its decomposition "replaces" it, the others are "inserted"),
+// combining marks are put in canonical order, then characters compose into the last starter (a
+// composed character "removes" the characters it absorbed). Alignment follows those changes: a
+// kept or composed character takes the original character at the current position (then skips
+// what it absorbed), an inserted one the original character before. So "e" + U+0301 gives "é"
+// aligned with the "e" alone, as Hugging Face tokenizers does. ASCII text passes through.
 class NfcNormalizer final : public Normalizer {
  public:
   Normalized normalize(std::string_view text) const override {
     Normalized n;
+    n.text.reserve(text.size());
+    n.src_begin.reserve(text.size());
+    n.src_end.reserve(text.size());
     size_t i = 0;
     while (i < text.size()) {
-      size_t j = i;
-      while (j < text.size() && !is_ascii_space(text[j])) ++j;
-      if (j == i) ++j;  // one whitespace byte
-      std::string_view seg = text.substr(i, j - i);
-      bool ascii = std::all_of(seg.begin(), seg.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-      if (ascii) {
-        for (size_t k = 0; k < seg.size(); ++k) n.push(static_cast<unsigned char>(seg[k]), static_cast<uint32_t>(i + k), static_cast<uint32_t>(i + k + 1));
-      } else {
-        utf8proc_uint8_t* composed = nullptr;
-        utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(seg.data()), static_cast<utf8proc_ssize_t>(seg.size()),
-                                            &composed, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-        std::string_view cs = len >= 0 ? std::string_view(reinterpret_cast<char*>(composed), static_cast<size_t>(len)) : seg;
-        for (size_t k = 0; k < cs.size();) {
-          char32_t c = text::utf8::next(cs, k);
-          n.push(c, static_cast<uint32_t>(i), static_cast<uint32_t>(j));
-        }
-        std::free(composed);
+      if (static_cast<unsigned char>(text[i]) < 0x80 && (i + 1 == text.size() || static_cast<unsigned char>(text[i + 1]) < 0x80)) {
+        n.push(static_cast<unsigned char>(text[i]), static_cast<uint32_t>(i), static_cast<uint32_t>(i + 1));
+        ++i;
+        continue;
       }
+      // a segment: from here to the next ASCII character (no composition has an ASCII second
+      // character, so nothing composes across that boundary)
+      size_t j = i + 1;
+      while (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80) ++j;
+      segment(text, i, j, n);
       i = j;
     }
     return n;
   }
 
  private:
-  static bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+  struct Ch {
+    char32_t c;
+    int ccc;
+    int change;  // 0 replaces an original character, +1 inserted, -k: absorbed k more
+  };
+  static int ccc(char32_t c) { return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class; }
+  // The primary composite of a + b, or 0.
+  static char32_t compose(char32_t a, char32_t b) {
+    thread_local std::unordered_map<uint64_t, char32_t> memo;
+    uint64_t key = (static_cast<uint64_t>(a) << 32) | b;
+    if (auto it = memo.find(key); it != memo.end()) return it->second;
+    utf8proc_int32_t buf[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
+    char32_t out = 0;
+    // composition only (the pair is already decomposed): one code point left means a composite
+    utf8proc_ssize_t len = utf8proc_normalize_utf32(buf, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+    if (len == 1) out = static_cast<char32_t>(buf[0]);
+    if (memo.size() > (1u << 16)) memo.clear();
+    memo.emplace(key, out);
+    return out;
+  }
+  static void segment(std::string_view text, size_t from, size_t to, Normalized& n) {
+    std::vector<Span> orig;  // byte span of each original character
+    std::vector<Ch> d;
+    for (size_t i = from; i < to;) {
+      size_t b = i;
+      char32_t c = text::utf8::next(text, i);
+      orig.push_back({b, i});
+      utf8proc_int32_t buf[32];
+      int last = 0;
+      utf8proc_ssize_t k = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 32, UTF8PROC_DECOMPOSE, &last);
+      if (k <= 0 || k > 32) {
+        d.push_back({c, ccc(c), 0});
+        continue;
+      }
+      for (utf8proc_ssize_t m = 0; m < k; ++m) d.push_back({static_cast<char32_t>(buf[m]), ccc(static_cast<char32_t>(buf[m])), m == 0 ? 0 : 1});
+    }
+    // canonical order: runs of combining marks stably sorted by class
+    for (size_t x = 1; x < d.size(); ++x)
+      for (size_t y = x; y > 0 && d[y].ccc != 0 && d[y - 1].ccc > d[y].ccc; --y) std::swap(d[y], d[y - 1]);
+    // canonical composition
+    std::vector<Ch> out;
+    long starter = -1;
+    int last_ccc = -1;  // class of the last character kept after the starter (-1: none)
+    for (const Ch& x : d) {
+      if (starter >= 0 && (last_ccc < 0 || (x.ccc != 0 && last_ccc < x.ccc))) {
+        if (char32_t comp = compose(out[static_cast<size_t>(starter)].c, x.c)) {
+          Ch& s = out[static_cast<size_t>(starter)];
+          s.c = comp;
+          s.change += x.change - 1;
+          continue;
+        }
+      }
+      if (x.ccc == 0) {
+        starter = static_cast<long>(out.size());
+        last_ccc = -1;
+      } else {
+        last_ccc = x.ccc;
+      }
+      out.push_back(x);
+    }
+    // alignment
+    size_t pos = 0;
+    for (const Ch& x : out) {
+      size_t o;
+      if (x.change > 0) {
+        o = pos ? pos - 1 : 0;
+      } else {
+        o = std::min(pos, orig.size() - 1);
+        pos += static_cast<size_t>(1 - x.change);
+      }
+      n.push(x.c, static_cast<uint32_t>(orig[o].b), static_cast<uint32_t>(orig[o].e));
+    }
+  }
 };
 
 // ---- SentencePiece-style pieces (Llama 2, Gemma) ---------------------------------------------
@@ -732,103 +806,236 @@ const ByteMap& byte_map() {
 // printable stand-in. Otherwise (SentencePiece style): the symbols are characters, and a character
 // missing from the vocabulary becomes its bytes as <0xXX> tokens (byte_fallback) or the unknown
 // token (consecutive unknowns fused when fuse_unk). Pairs merge lowest rank first, leftmost on a
-// tie, with a heap: linear-logarithmic even for a 20 KB word.
+// tie: a scan over cached pair ranks for short pieces, a heap for long ones (linear-logarithmic
+// even for a 20 KB word).
+//
+// Speed, with results unchanged:
+// - SentencePiece-style tokenizers have no pre-tokenizer: the whole text is one word. It is cut
+//   before each U+2581 (the space marker) where no vocabulary piece contains the two characters
+//   either side of the cut: no symbol can ever span such a cut (every symbol is a vocabulary piece
+//   or a single character), so the pieces between cuts merge independently.
+// - Each thread remembers the tokens of the last pieces it encoded (as Hugging Face's BPE does).
 class Bpe final : public Model {
  public:
-  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges, BpeConfig cfg,
+  Bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string_view, std::string_view>>& merges, BpeConfig cfg,
       const std::string& file)
       : pieces_(std::move(pieces)), cfg_(cfg) {
-    ids_.reserve(pieces_.size());
+    static std::atomic<uint64_t> serial{0};
+    serial_ = ++serial;
+    ids_.build(pieces_);
     ranks_.reserve(merges.size());
-    for (size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<TokenId>(i));
+    std::string joined;
+    bool merges_special = false;  // a merge of a byte-fallback or unknown token
     for (size_t r = 0; r < merges.size(); ++r) {
-      std::string joined = merges[r].first;
+      joined = merges[r].first;
       joined += merges[r].second;
-      auto a = ids_.find(merges[r].first), b = ids_.find(merges[r].second), ab = ids_.find(joined);
-      if (a == ids_.end() || b == ids_.end() || ab == ids_.end())
+      TokenId a = ids_.find(merges[r].first), b = ids_.find(merges[r].second), ab = ids_.find(joined);
+      if (a < 0 || b < 0 || ab < 0)
         throw input_error(fmt::format("merge {} (\"{} {}\") uses a token that is not in the vocab", r + 1, merges[r].first, merges[r].second), file);
-      ranks_.emplace(key(a->second, b->second), std::make_pair(static_cast<uint32_t>(r), ab->second));
+      ranks_.insert(PairMap::key(a, b), static_cast<uint32_t>(r), ab);
+      merges_special |= is_byte_token(merges[r].first) || is_byte_token(merges[r].second) || a == cfg_.unk || b == cfg_.unk;
     }
-    for (int c = 0; c < 128; ++c) {
-      auto it = ids_.find(std::string(1, static_cast<char>(c)));
-      ascii_ids_[c] = it == ids_.end() ? -1 : it->second;
+    for (int c = 0; c < 128; ++c) ascii_ids_[c] = ids_.find(std::string(1, static_cast<char>(c)));
+    for (int byte = 0; byte < 256; ++byte) {
+      level_ids_[byte] = ids_.find(byte_map().to_char[byte]);
+      byte_ids_[byte] = cfg_.byte_fallback ? ids_.find(fmt::format("<0x{:02X}>", byte)) : -1;
     }
-    if (cfg_.byte_fallback)
-      for (int byte = 0; byte < 256; ++byte) {
-        auto it = ids_.find(fmt::format("<0x{:02X}>", byte));
-        byte_ids_[byte] = it == ids_.end() ? -1 : it->second;
+    // character pairs that occur inside some piece: cuts before U+2581 elsewhere are safe
+    // (not with ignore_merges, which looks at whole words)
+    if (!cfg_.byte_level && !cfg_.ignore_merges && !merges_special && ids_.find(kSpaceMarker) >= 0) {
+      cut_ok_ = true;
+      for (const std::string& p : pieces_) {
+        if (p.find(kSpaceMarker, 1) == std::string::npos) continue;
+        size_t i = 0;
+        char32_t prev = p.empty() ? 0 : text::utf8::next(p, i);
+        while (i < p.size()) {
+          char32_t c = text::utf8::next(p, i);
+          if (c == U'\u2581') inner_pairs_.insert(PairMap::key(static_cast<int32_t>(prev), static_cast<int32_t>(c)), 0, 0);
+          prev = c;
+        }
       }
+    }
   }
+  Bpe(const Bpe&) = delete;
+  Bpe& operator=(const Bpe&) = delete;
 
   void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
     std::string_view w = text.substr(word.b, word.e - word.b);
-    const ByteMap& bm = byte_map();
-    if (cfg_.ignore_merges) {  // a word that is a token is that token
-      std::string mapped;
-      if (cfg_.byte_level)
-        for (unsigned char c : w) mapped += bm.to_char[c];
-      else
-        mapped.assign(w);
-      if (auto it = ids_.find(mapped); it != ids_.end()) {
-        ids.push_back(it->second);
-        spans.push_back(word);
-        return;
-      }
+    if (!cut_ok_) return encode_piece(w, word.b, ids, spans);
+    // cut before U+2581 (E2 96 81) where no piece holds the characters either side
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= w.size(); ++i) {
+      if (static_cast<unsigned char>(w[i]) != 0xE2 || w.compare(i, 3, kSpaceMarker) != 0) continue;
+      size_t k = i;
+      char32_t before = text::utf8::prev(w, k);
+      if (inner_pairs_.find(PairMap::key(static_cast<int32_t>(before), 0x2581))) continue;
+      encode_piece(w.substr(start, i - start), word.b + start, ids, spans);
+      start = i;
+      i += 2;
     }
-    std::vector<Sym> syms;
-    syms.reserve(w.size());
-    if (cfg_.byte_level) {
-      for (size_t i = 0; i < w.size(); ++i) {
-        auto it = ids_.find(bm.to_char[static_cast<unsigned char>(w[i])]);
-        if (it == ids_.end()) throw input_error("the vocabulary lacks a byte token");
-        push_sym(syms, it->second, word.b + i, word.b + i + 1);
-      }
-    } else {
-      std::string ch;
-      for (size_t i = 0; i < w.size();) {
-        size_t b = i;
-        text::utf8::next(w, i);
-        if (i - b == 1 && ascii_ids_[static_cast<unsigned char>(w[b])] >= 0) {  // common case, no hashing
-          push_sym(syms, ascii_ids_[static_cast<unsigned char>(w[b])], word.b + b, word.b + i);
-          continue;
-        }
-        ch.assign(w.substr(b, i - b));
-        if (auto it = ids_.find(ch); it != ids_.end()) {
-          push_sym(syms, it->second, word.b + b, word.b + i);
-        } else if (cfg_.byte_fallback &&
-                   std::all_of(ch.begin(), ch.end(), [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; })) {
-          for (size_t k = b; k < i; ++k) push_sym(syms, byte_ids_[static_cast<unsigned char>(w[k])], word.b + k, word.b + k + 1);
-        } else {
-          if (cfg_.unk < 0) throw input_error("a character is not in the vocabulary and the model has no unknown token");
-          if (cfg_.fuse_unk && !syms.empty() && syms.back().id == cfg_.unk && syms.back().e == word.b + b)
-            syms.back().e = static_cast<uint32_t>(word.b + i);
-          else
-            push_sym(syms, cfg_.unk, word.b + b, word.b + i);
-        }
-      }
-    }
-    merge_all(syms);
-    for (size_t i = 0; i < syms.size(); i = static_cast<size_t>(syms[i].next)) {
-      ids.push_back(syms[i].id);
-      spans.push_back({syms[i].b, syms[i].e});
-      if (syms[i].next < 0) break;
-    }
+    encode_piece(w.substr(start), word.b + start, ids, spans);
   }
   size_t vocab_size() const override { return pieces_.size(); }
   const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
 
  private:
+  static constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";
+  static bool is_byte_token(std::string_view p) { return p.size() == 6 && p.starts_with("<0x") && p.back() == '>'; }
+
   struct Sym {
     TokenId id;
     uint32_t b, e;
     int32_t prev, next;  // linked list of live symbols (-1: none)
   };
+  struct Tok {
+    TokenId id;
+    uint32_t len;  // bytes of the piece it covers
+  };
+  // The tokens of recently encoded pieces, per thread, for the Bpe with serial `owner`.
+  struct Cache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<Tok>> map;
+  };
+  static constexpr size_t kCacheMaxWord = 64, kCacheMaxEntries = 1 << 16;
+
+  // One piece of text (a word, or a part of a word between safe cuts) at byte `base` of the text.
+  void encode_piece(std::string_view w, size_t base, std::vector<TokenId>& ids, std::vector<Span>& spans) const {
+    if (w.empty()) return;
+    thread_local Cache cache;
+    bool cacheable = w.size() <= kCacheMaxWord;
+    if (cacheable) {
+      if (cache.owner != serial_) {
+        cache.map.clear();
+        cache.owner = serial_;
+      }
+      if (auto it = cache.map.find(std::string(w)); it != cache.map.end()) {
+        size_t at = base;
+        for (const Tok& t : it->second) {
+          ids.push_back(t.id);
+          spans.push_back({at, at + t.len});
+          at += t.len;
+        }
+        return;
+      }
+    }
+    std::vector<Tok> toks;
+    if (cfg_.ignore_merges) {  // a word that is a token is that token
+      TokenId id = -1;
+      if (cfg_.byte_level) {
+        thread_local std::string mapped;
+        mapped.clear();
+        for (unsigned char c : w) mapped += byte_map().to_char[c];
+        id = ids_.find(mapped);
+      } else {
+        id = ids_.find(w);
+      }
+      if (id >= 0) {
+        ids.push_back(id);
+        spans.push_back({base, base + w.size()});
+        if (cacheable) remember(cache, w, {{id, static_cast<uint32_t>(w.size())}});
+        return;
+      }
+    }
+    thread_local std::vector<Sym> syms;
+    syms.clear();
+    make_symbols(w, syms);
+    if (syms.size() <= 48)
+      merge_scan(syms);
+    else
+      merge_heap(syms);
+    for (size_t i = 0; i < syms.size(); i = static_cast<size_t>(syms[i].next)) {
+      ids.push_back(syms[i].id);
+      spans.push_back({base + syms[i].b, base + syms[i].e});
+      if (cacheable) toks.push_back({syms[i].id, syms[i].e - syms[i].b});
+      if (syms[i].next < 0) break;
+    }
+    if (cacheable) remember(cache, w, std::move(toks));
+  }
+  static void remember(Cache& cache, std::string_view w, std::vector<Tok> toks) {
+    if (cache.map.size() >= kCacheMaxEntries) cache.map.clear();
+    cache.map.emplace(std::string(w), std::move(toks));
+  }
+
+  // The initial symbols of w (offsets relative to w).
+  void make_symbols(std::string_view w, std::vector<Sym>& syms) const {
+    syms.reserve(w.size());
+    if (cfg_.byte_level) {
+      for (size_t i = 0; i < w.size(); ++i) {
+        TokenId id = level_ids_[static_cast<unsigned char>(w[i])];
+        if (id < 0) throw input_error("the vocabulary lacks a byte token");
+        push_sym(syms, id, i, i + 1);
+      }
+      return;
+    }
+    for (size_t i = 0; i < w.size();) {
+      size_t b = i;
+      text::utf8::next(w, i);
+      if (i - b == 1 && ascii_ids_[static_cast<unsigned char>(w[b])] >= 0) {  // common case, no hashing
+        push_sym(syms, ascii_ids_[static_cast<unsigned char>(w[b])], b, i);
+        continue;
+      }
+      std::string_view ch = w.substr(b, i - b);
+      if (TokenId id = ids_.find(ch); id >= 0) {
+        push_sym(syms, id, b, i);
+      } else if (cfg_.byte_fallback &&
+                 std::all_of(ch.begin(), ch.end(), [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; })) {
+        for (size_t k = b; k < i; ++k) push_sym(syms, byte_ids_[static_cast<unsigned char>(w[k])], k, k + 1);
+      } else {
+        if (cfg_.unk < 0) throw input_error("a character is not in the vocabulary and the model has no unknown token");
+        if (cfg_.fuse_unk && !syms.empty() && syms.back().id == cfg_.unk && syms.back().e == b)
+          syms.back().e = static_cast<uint32_t>(i);
+        else
+          push_sym(syms, cfg_.unk, b, i);
+      }
+    }
+  }
+
   static void push_sym(std::vector<Sym>& syms, TokenId id, size_t b, size_t e) {
     int32_t n = static_cast<int32_t>(syms.size());
     if (n) syms.back().next = n;
     syms.push_back({id, static_cast<uint32_t>(b), static_cast<uint32_t>(e), n - 1, -1});
   }
-  void merge_all(std::vector<Sym>& syms) const {
+
+  // Few symbols: keep each live symbol's pair rank with its right neighbour and scan for the
+  // lowest (leftmost on a tie).
+  void merge_scan(std::vector<Sym>& syms) const {
+    size_t n = syms.size();
+    if (n < 2) return;
+    constexpr uint32_t kNone = ~0u;
+    uint32_t rank[48];
+    TokenId merged[48];
+    auto update = [&](size_t l) {
+      rank[l] = kNone;
+      if (syms[l].next < 0) return;
+      if (const PairMap::Entry* m = ranks_.find(PairMap::key(syms[l].id, syms[static_cast<size_t>(syms[l].next)].id))) {
+        rank[l] = m->rank;
+        merged[l] = m->merged;
+      }
+    };
+    for (size_t i = 0; i < n; ++i) update(i);
+    for (;;) {
+      uint32_t best = kNone;
+      size_t at = 0;
+      for (size_t i = 0; i < n; i = static_cast<size_t>(syms[i].next)) {
+        if (rank[i] < best) {
+          best = rank[i];
+          at = i;
+        }
+        if (syms[i].next < 0) break;
+      }
+      if (best == kNone) return;
+      Sym& l = syms[at];
+      Sym& r = syms[static_cast<size_t>(l.next)];
+      l.id = merged[at];
+      l.e = r.e;
+      l.next = r.next;
+      if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = static_cast<int32_t>(at);
+      update(at);
+      if (l.prev >= 0) update(static_cast<size_t>(l.prev));
+    }
+  }
+
+  void merge_heap(std::vector<Sym>& syms) const {
     if (syms.size() < 2) return;
     struct Cand {
       uint32_t rank;
@@ -840,9 +1047,8 @@ class Bpe final : public Model {
     auto consider = [&](int32_t l) {
       if (l < 0 || syms[static_cast<size_t>(l)].next < 0) return;
       int32_t r = syms[static_cast<size_t>(l)].next;
-      auto it = ranks_.find(key(syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id));
-      if (it != ranks_.end())
-        heap.push({it->second.first, l, syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id, it->second.second});
+      const PairMap::Entry* m = ranks_.find(PairMap::key(syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id));
+      if (m) heap.push({m->rank, l, syms[static_cast<size_t>(l)].id, syms[static_cast<size_t>(r)].id, m->merged});
     };
     for (int32_t i = 0; i + 1 < static_cast<int32_t>(syms.size()); ++i) consider(i);
     while (!heap.empty()) {
@@ -862,12 +1068,16 @@ class Bpe final : public Model {
       consider(c.pos);
     }
   }
-  static uint64_t key(TokenId a, TokenId b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
+
   std::vector<std::string> pieces_;
-  std::unordered_map<std::string, TokenId> ids_;
-  std::unordered_map<uint64_t, std::pair<uint32_t, TokenId>> ranks_;  // pair -> (rank, merged id)
+  PieceMap ids_;
+  PairMap ranks_;  // pair -> (rank, merged id)
   BpeConfig cfg_;
-  TokenId byte_ids_[256] = {};
+  uint64_t serial_;
+  bool cut_ok_ = false;
+  PairMap inner_pairs_;     // (character, U+2581) pairs found inside pieces
+  TokenId byte_ids_[256];   // id of each <0xXX> byte-fallback token, or -1
+  TokenId level_ids_[256];  // id of each byte's GPT-2 stand-in character, or -1
   TokenId ascii_ids_[128];  // id of each one-character ASCII token, or -1
 };
 
@@ -1115,9 +1325,14 @@ std::unique_ptr<PreTokenizer> load_pre_tokenizer(const Json& j, object o) {
 
 }  // namespace
 
-std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string_view, std::string_view>>& merges,
                                 BpeConfig cfg, const std::string& file) {
   return std::make_unique<Bpe>(std::move(pieces), merges, cfg, file);
+}
+std::unique_ptr<Model> make_bpe(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+                                BpeConfig cfg, const std::string& file) {
+  std::vector<std::pair<std::string_view, std::string_view>> views(merges.begin(), merges.end());
+  return std::make_unique<Bpe>(std::move(pieces), views, cfg, file);
 }
 std::unique_ptr<PreTokenizer> make_gpt2_pre_tokenizer() { return std::make_unique<Gpt2PreTokenizer>(); }
 std::unique_ptr<PreTokenizer> make_llama3_pre_tokenizer(size_t max_digits) { return std::make_unique<Llama3PreTokenizer>(max_digits); }
@@ -1211,7 +1426,7 @@ Tokenizer Tokenizer::from_gpt2_files(const std::string& encoder_json, const std:
   }
   // vocab.bpe: an optional "#version" line, then one merge "a b" per line, in rank order
   std::string bpe = io::read_all(*io::Input::open(vocab_bpe));
-  std::vector<std::pair<std::string, std::string>> merges;
+  std::vector<std::pair<std::string_view, std::string_view>> merges;  // views into bpe
   size_t line_no = 0;
   for (size_t i = 0; i < bpe.size();) {
     size_t nl = bpe.find('\n', i);
@@ -1224,7 +1439,7 @@ Tokenizer Tokenizer::from_gpt2_files(const std::string& encoder_json, const std:
     size_t sp = line.find(' ');
     if (sp == 0 || sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
       throw input_error("a merge must be two tokens separated by one space", vocab_bpe, line_no);
-    merges.emplace_back(std::string(line.substr(0, sp)), std::string(line.substr(sp + 1)));
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   Parts p;
   // GPT-2's <|endoftext|> is an ordinary vocabulary entry in encoder.json; as in the Hugging Face
@@ -1278,18 +1493,19 @@ Tokenizer Tokenizer::from_json(std::string_view data, const std::string& name) {
     t.model = std::make_unique<WordPiece>(pieces, static_cast<TokenId>(unk_it - pieces.begin()), prefix,
                                            static_cast<size_t>(j.num(model, "max_input_chars_per_word", 100)));
   } else if (mtype == "BPE") {
-    std::vector<std::pair<std::string, std::string>> merges;
+    std::vector<std::pair<std::string_view, std::string_view>> merges;  // views into the parsed document
     simdjson::dom::array arr;
     if (model["merges"].get(e) || e.get(arr)) throw j.bad("BPE model without \"merges\"");
+    merges.reserve(arr.size());
     for (element m : arr) {
       std::string_view sv;
       simdjson::dom::array pair;
       if (!m.get(sv)) {  // "a b"
         size_t sp = sv.find(' ', 1);
         if (sp == std::string_view::npos) throw j.bad(fmt::format("merge \"{}\" is not two tokens", std::string(sv)));
-        merges.emplace_back(std::string(sv.substr(0, sp)), std::string(sv.substr(sp + 1)));
-      } else if (!m.get(pair) && pair.size() == 2) {  // ["a", "b"]
-        merges.emplace_back(j.str(pair.at(0).value(), "a merge"), j.str(pair.at(1).value(), "a merge"));
+        merges.emplace_back(sv.substr(0, sp), sv.substr(sp + 1));
+      } else if (std::string_view a, b; !m.get(pair) && pair.size() == 2 && !pair.at(0).get(a) && !pair.at(1).get(b)) {  // ["a", "b"]
+        merges.emplace_back(a, b);
       } else {
         throw j.bad("a merge must be \"a b\" or [\"a\", \"b\"]");
       }
@@ -1394,10 +1610,11 @@ Tokenizer Tokenizer::from_parts(Parts p) {
   for (size_t i = 0; i < t.added_.size(); ++i) {
     t.added_by_id_[t.added_[i].id] = i;
     int32_t node = 0;
+    t.trie_first_[static_cast<unsigned char>(t.added_[i].content[0])] = true;
     for (unsigned char c : t.added_[i].content) {
-      auto [it, fresh] = t.trie_.emplace((static_cast<uint64_t>(node) << 8) | c, static_cast<int32_t>(t.trie_end_.size()));
-      if (fresh) t.trie_end_.push_back(-1);
-      node = it->second;
+      int32_t fresh = static_cast<int32_t>(t.trie_end_.size());
+      node = t.trie_.emplace((static_cast<uint64_t>(node) << 8) | c, fresh);
+      if (node == fresh) t.trie_end_.push_back(-1);
     }
     if (t.trie_end_[static_cast<size_t>(node)] < 0) t.trie_end_[static_cast<size_t>(node)] = static_cast<int32_t>(i);
   }
@@ -1405,23 +1622,40 @@ Tokenizer Tokenizer::from_parts(Parts p) {
 }
 
 void Tokenizer::encode_text(std::string_view text, size_t base, Encoding& out) const {
-  Normalized n = normalizer_ ? normalizer_->normalize(text) : Normalized::identity(text);
-  std::vector<Span> words;
+  if (text.empty()) return;
+  thread_local Normalized plain;  // without a normalizer: the text itself, aligned to itself
+  thread_local std::vector<Span> words, spans;
+  const Normalized* n = &plain;
+  Normalized normalized;
+  if (normalizer_) {
+    normalized = normalizer_->normalize(text);
+    n = &normalized;
+  } else {
+    plain.text.assign(text);
+  }
+  words.clear();
+  spans.clear();
   if (pre_)
-    pre_->split(n, {0, n.text.size()}, words);
-  else if (!n.text.empty())
-    words.push_back({0, n.text.size()});
-  std::vector<TokenId> ids;
-  std::vector<Span> spans;
-  for (const Span& w : words) model_->encode_word(n.text, w, ids, spans);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    out.ids.push_back(ids[i]);
-    out.offsets.push_back({base + n.src_begin[spans[i].b], base + n.src_end[spans[i].e - 1]});
+    pre_->split(*n, {0, n->text.size()}, words);
+  else if (!n->text.empty())
+    words.push_back({0, n->text.size()});
+  for (const Span& w : words) model_->encode_word(n->text, w, out.ids, spans);
+  out.offsets.reserve(out.ids.size());
+  if (normalizer_) {
+    for (const Span& s : spans) out.offsets.push_back({base + n->src_begin[s.b], base + n->src_end[s.e - 1]});
+  } else {
+    // a token may end inside a character (byte-level BPE): widen to whole characters
+    for (Span s : spans) {
+      while (s.b > 0 && text::utf8::is_continuation(static_cast<unsigned char>(text[s.b]))) --s.b;
+      while (s.e < text.size() && text::utf8::is_continuation(static_cast<unsigned char>(text[s.e]))) ++s.e;
+      out.offsets.push_back({base + s.b, base + s.e});
+    }
   }
 }
 
 Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) const {
   Encoding out;
+  out.ids.reserve(text.size() / 3 + 8);
   if (opt.add_special)
     for (TokenId id : prefix_) {
       out.ids.push_back(id);
@@ -1432,13 +1666,16 @@ Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opt) cons
   size_t start = 0;
   if (!added_.empty()) {
     for (size_t i = 0; i < text.size();) {
+      if (!trie_first_[static_cast<unsigned char>(text[i])]) {
+        ++i;
+        continue;
+      }
       // walk the trie of added tokens from i; keep the longest token allowed here
       const Added* hit = nullptr;
       int32_t node = 0;
       for (size_t k = i; k < text.size(); ++k) {
-        auto it = trie_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[k]));
-        if (it == trie_.end()) break;
-        node = it->second;
+        node = trie_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(text[k]));
+        if (node < 0) break;
         int32_t a = trie_end_[static_cast<size_t>(node)];
         if (a >= 0 && (!added_[static_cast<size_t>(a)].special || opt.parse_special)) hit = &added_[static_cast<size_t>(a)];
       }

@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "loom/tokenizer/flat_map.h"
+
 namespace loom::tok {
 
 using TokenId = int32_t;
@@ -75,7 +77,8 @@ class PreTokenizer {
 class Model {
  public:
   virtual ~Model() = default;
-  // Appends the tokens of one word (bytes `word` of `text`) with their spans in `text`.
+  // Appends the tokens of one word (bytes `word` of `text`) to ids, and their spans in `text` to
+  // spans (the two vectors need not be the same length on entry).
   virtual void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const = 0;
   virtual size_t vocab_size() const = 0;
   virtual const std::string& piece(TokenId id) const = 0;  // id must be < vocab_size()
@@ -142,8 +145,9 @@ class Tokenizer {
   std::vector<Added> added_;                      // longest first (matching prefers longer tokens)
   std::unordered_map<TokenId, size_t> added_by_id_;
   // a byte trie of the added tokens: (node << 8 | byte) -> child; trie_end_[node] = added_ index or -1
-  std::unordered_map<uint64_t, int32_t> trie_;
+  U64Map trie_;
   std::vector<int32_t> trie_end_ = {-1};
+  bool trie_first_[256] = {};  // bytes that start an added token
   std::vector<TokenId> prefix_, suffix_;          // template: tokens before and after the sequence
 };
 

@@ -137,8 +137,9 @@ void run(cli::Tool& tool, Options& opt) {
     std::exception_ptr error;
   };
   std::vector<Item> batch;
+  ThreadPool pool(tool.common().threads);
   auto flush = [&] {
-    parallel_for(batch.size(), tool.common().threads, [&](size_t i) {
+    pool.for_each(batch.size(), [&](size_t i) {
       try {
         t.process(batch[i].rec);
       } catch (...) {
