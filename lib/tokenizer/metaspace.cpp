@@ -22,14 +22,16 @@ class MetaspaceRewrite final : public Normalizer {
   MetaspaceRewrite(MetaspaceConfig cfg, bool after_ws, std::unique_ptr<Normalizer> inner)
       : cfg_(std::move(cfg)), after_ws_(after_ws), inner_(std::move(inner)) {}
 
-  Normalized normalize(std::string_view original) const override {
-    if (!inner_) return rewrite(Normalized::identity(original));
-    return rewrite(inner_->normalize(original));
+  Normalized normalize(std::string_view original) const override { return normalize_at(original, 0); }
+  // prepend_scheme "first" prepends only at the start of the whole input, not after an added token
+  Normalized normalize_at(std::string_view original, size_t base) const override {
+    if (!inner_) return rewrite(Normalized::identity(original), base == 0);
+    return rewrite(inner_->normalize(original), base == 0);
   }
 
  private:
   // The rewrite of `in` (aligned to the original), aligned to the original.
-  Normalized rewrite(const Normalized& in) const {
+  Normalized rewrite(const Normalized& in, bool input_start) const {
     std::string_view text = in.text;
     Normalized n;
     n.text.reserve(text.size() + text.size() / 4 + 3);
@@ -49,7 +51,7 @@ class MetaspaceRewrite final : public Normalizer {
         e = k;
       }
       bool starts_with_rep = c == ' ' || text.substr(b).starts_with(rep);
-      bool prepend = !starts_with_rep && (cfg_.prepend == MetaspaceConfig::Always || (cfg_.prepend == MetaspaceConfig::First && in.src_begin[b] == 0));
+      bool prepend = !starts_with_rep && (cfg_.prepend == MetaspaceConfig::Always || (cfg_.prepend == MetaspaceConfig::First && input_start && in.src_begin[b] == 0));
       if (prepend)  // aligned with the piece's first character
         for (size_t k = 0; k < rep.size();) n.push(text::utf8::next(rep, k), static_cast<uint32_t>(b), static_cast<uint32_t>(i));
       for (size_t k = b; k < e;) {

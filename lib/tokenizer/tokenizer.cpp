@@ -1628,7 +1628,7 @@ void Tokenizer::encode_text(std::string_view text, size_t base, Encoding& out) c
   const Normalized* n = &plain;
   Normalized normalized;
   if (normalizer_) {
-    normalized = normalizer_->normalize(text);
+    normalized = normalizer_->normalize_at(text, base);
     n = &normalized;
   } else {
     plain.text.assign(text);

@@ -11,14 +11,18 @@
 // original character it came from, so every token maps back to a byte span of the input
 // (Encoding::offsets) even after lowercasing, accent stripping or padding CJK characters.
 //
-// Loading: Tokenizer::from_json_file() reads a Hugging Face tokenizer.json. Implemented so far:
-//   normalizer      BertNormalizer
-//   pre_tokenizer   BertPreTokenizer
-//   model           WordPiece
-//   post_processor  TemplateProcessing (single sequence)
-//   decoder         WordPiece
+// Loading (Tokenizer::load picks by file or folder):
+//   tokenizer.json        Hugging Face: models WordPiece, BPE (byte-level, or SentencePiece-style
+//                         with byte fallback), Unigram; normalizers BertNormalizer, NFC, NFKC,
+//                         Lowercase, Strip, Precompiled, Prepend, Replace, Sequence; pre-tokenizers
+//                         BertPreTokenizer, ByteLevel, Split (the GPT-2/Llama 3/Qwen regexes),
+//                         Metaspace, WhitespaceSplit, Sequence; TemplateProcessing; decoders.
+//   GGUF                  the vocabulary in a model file, tokenized as llama.cpp does
+//                         (gguf_vocab.cpp, gguf_models.cpp)
+//   SentencePiece .model  through the sentencepiece library (sentencepiece.cpp)
+//   encoder.json+vocab.bpe  GPT-2's original files
 // Any other component type is a clear error naming it (loom::Error, BadInput) — never a silent
-// approximation.
+// approximation. Other loaders assemble a Tokenizer from parts (parts.h, Tokenizer::from_parts).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -65,6 +69,12 @@ class Normalizer {
  public:
   virtual ~Normalizer() = default;
   virtual Normalized normalize(std::string_view text) const = 0;
+  // The same for a stretch of the input that starts at byte `base` (text between added tokens is
+  // normalized stretch by stretch); normalizers that treat the input's start specially override it.
+  virtual Normalized normalize_at(std::string_view text, size_t base) const {
+    (void)base;
+    return normalize(text);
+  }
 };
 
 class PreTokenizer {

@@ -196,13 +196,15 @@ int main(int argc, char** argv) {
   cli::Tool tool("tokenize", "Count, encode and decode tokens with a model's tokenizer.\n\n"
                              "Reads records and adds tokens (ids) and n_tokens; --decode turns tokens back into text.\n"
                              "With TEXT arguments, tokenizes each and prints one record per argument.\n"
-                             "Tokenizers: Hugging Face tokenizer.json: WordPiece (BERT, MiniLM), byte-level BPE (GPT-2,\n"
-                             "Llama 3, Qwen) and SentencePiece-style BPE with byte fallback (Llama 2, Gemma 3); SentencePiece .model files.\n"
+                             "Tokenizers: Hugging Face tokenizer.json (WordPiece as BERT/MiniLM; byte-level BPE as GPT-2,\n"
+                             "Llama 3, Qwen; SentencePiece-style BPE as Llama 2, Gemma 3; Unigram as T5), the vocabulary in a\n"
+                             "GGUF model file (tokenized as llama.cpp does), SentencePiece .model files, GPT-2's encoder.json +\n"
+                             "vocab.bpe.\n"
                              "loom tokenize train --help: train a SentencePiece tokenizer.");
   Options opt;
   auto& app = tool.app();
   app.add_option("texts", opt.texts, "Texts to tokenize (instead of records on stdin)")->type_name("TEXT...")->default_str("");
-  app.add_option("-m,--model", opt.model, "Tokenizer: a tokenizer.json, a folder with one, or a model name under $LOOM_MODELS")
+  app.add_option("-m,--model", opt.model, "Tokenizer: a tokenizer.json, .gguf or SentencePiece .model file, a folder with one (or GPT-2's encoder.json + vocab.bpe), or a model name under $LOOM_MODELS")
       ->type_name("MODEL");
   app.add_option("-i,--input", opt.input, "Records to read ('-' = stdin; .zst accepted)")->type_name("FILE");
   app.add_option("--field", opt.field, "Field holding the text")->type_name("NAME");
