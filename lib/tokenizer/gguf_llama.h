@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <atomic>
 #include <unordered_map>
 #include <vector>
 
@@ -58,7 +59,13 @@ struct StringHash {
 template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
+inline uint64_t next_vocab_serial() {
+  static std::atomic<uint64_t> n{0};
+  return ++n;
+}
+
 struct Vocab {
+  uint64_t serial = next_vocab_serial();  // tells per-thread caches which vocabulary they hold
   Kind kind = Kind::Spm;
   Pre pre = Pre::Default;
   std::vector<std::string> text;    // token texts (an empty one becomes "[EMPTY_<id>]")

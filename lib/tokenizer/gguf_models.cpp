@@ -437,10 +437,40 @@ void bpe_word(const Vocab& v, const Cpts& c, Range w, Sink& out) {
       enc_cp.insert(enc_cp.end(), ch.size(), static_cast<uint32_t>(k));
     }
   }
-  auto emit = [&](TokenId id, size_t from, size_t n) { out.push(id, c.b[enc_cp[from]], c.e[enc_cp[from + n - 1]]); };
+  // Each thread remembers the tokens of the words it has seen (the result depends on the word alone).
+  struct Tok {
+    TokenId id;
+    uint32_t first, last;  // code points of the word it covers, first to last
+  };
+  struct Cache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<Tok>> map;
+  };
+  thread_local Cache cache;
+  if (cache.owner != v.serial) {
+    cache.map.clear();
+    cache.owner = v.serial;
+  }
+  bool cacheable = enc.size() <= 256;
+  if (cacheable)
+    if (auto it = cache.map.find(enc); it != cache.map.end()) {
+      for (const Tok& t : it->second) out.push(t.id, c.b[w.b + t.first], c.e[w.b + t.last]);
+      return;
+    }
+  std::vector<Tok> seen;
+  auto emit = [&](TokenId id, size_t from, size_t n) {
+    out.push(id, c.b[enc_cp[from]], c.e[enc_cp[from + n - 1]]);
+    if (cacheable) seen.push_back({id, static_cast<uint32_t>(enc_cp[from] - w.b), static_cast<uint32_t>(enc_cp[from + n - 1] - w.b)});
+  };
+  auto remember = [&] {
+    if (!cacheable) return;
+    if (cache.map.size() >= (1u << 16)) cache.map.clear();
+    cache.map.emplace(enc, std::move(seen));
+  };
   if (v.ignore_merges) {
     if (TokenId id = v.find(enc); id != kNull) {
       emit(id, 0, enc.size());
+      remember();
       return;
     }
   }
@@ -496,6 +526,7 @@ void bpe_word(const Vocab& v, const Cpts& c, Range w, Sink& out) {
     for (uint32_t k = 0; k < s.n; ++k)
       if (TokenId id = v.find(piece.substr(k, 1)); id != kNull) emit(id, s.start + k, 1);
   }
+  remember();
 }
 
 // The first code point of the canonical decomposition (llama.cpp's NFD table keeps only that).
