@@ -19,6 +19,7 @@
 #include <string_view>
 #include <atomic>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "loom/tokenizer/tokenizer.h"
@@ -86,7 +87,9 @@ struct Vocab {
   // llama_token_to_piece(id, special = true) of every token: the bytes it decodes to.
   std::vector<std::string> piece;
 
-  TokenId byte_token[256] = {};     // SPM: <0xXX> (or the byte as a one-character token), kNull if none
+  TokenId byte_token[256] = {};
+  // SPM: the characters (UTF-8) that some token has right before a U+2581
+  std::unordered_set<std::string> before_marker;     // SPM: <0xXX> (or the byte as a one-character token), kNull if none
 
   TokenId find(std::string_view s) const {
     auto it = ids.find(s);

@@ -351,7 +351,32 @@ struct Sink {
 // SPM (llama.cpp's llm_tokenizer_spm): the text's UTF-8 characters are merged pairwise, always the
 // adjacent pair whose concatenation is the token of highest score (leftmost on a tie); a final
 // piece that is no token becomes byte tokens. `src[i]` is the segment byte that byte i of `t` came from.
-void spm_tokenize(const Vocab& v, const std::string& t, const std::vector<uint32_t>& src, Sink& out) {
+// One piece of the text, bytes [from, from + t.size()) of it; remembered per thread.
+void spm_piece(const Vocab& v, std::string_view t, size_t from, const std::vector<uint32_t>& src, Sink& out) {
+  struct Tok {
+    TokenId id;
+    uint32_t first, last;  // bytes of the piece it covers, first to last
+  };
+  struct Cache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<Tok>, StringHash, std::equal_to<>> map;
+  };
+  thread_local Cache cache;
+  if (cache.owner != v.serial) {
+    cache.map.clear();
+    cache.owner = v.serial;
+  }
+  bool cacheable = t.size() <= 256;
+  if (cacheable)
+    if (auto it = cache.map.find(t); it != cache.map.end()) {
+      for (const Tok& k : it->second) out.push(k.id, src[from + k.first], src[from + k.last] + 1);
+      return;
+    }
+  std::vector<Tok> seen;
+  auto emit = [&](TokenId id, size_t first, size_t last) {
+    out.push(id, src[from + first], src[from + last] + 1);
+    if (cacheable) seen.push_back({id, static_cast<uint32_t>(first), static_cast<uint32_t>(last)});
+  };
   struct Sym {
     uint32_t start, n;
     int32_t prev, next;
@@ -375,7 +400,7 @@ void spm_tokenize(const Vocab& v, const std::string& t, const std::vector<uint32
     if (l < 0 || r < 0) return;
     const Sym& a = sym[static_cast<size_t>(l)];
     uint32_t size = a.n + sym[static_cast<size_t>(r)].n;
-    TokenId id = v.find(std::string_view(t).substr(a.start, size));
+    TokenId id = v.find(t.substr(a.start, size));
     if (id == kNull) return;
     queue.push({v.score[static_cast<size_t>(id)], l, r, size});
   };
@@ -396,19 +421,43 @@ void spm_tokenize(const Vocab& v, const std::string& t, const std::vector<uint32
   // (every merged piece is a token, so only single characters can be missing from the vocabulary)
   for (int32_t i = 0; i != -1; i = sym[static_cast<size_t>(i)].next) {
     const Sym& s = sym[static_cast<size_t>(i)];
-    TokenId id = v.find(std::string_view(t).substr(s.start, s.n));
+    TokenId id = v.find(t.substr(s.start, s.n));
     if (id != kNull) {
-      out.push(id, src[s.start], src[s.start + s.n - 1] + 1);
+      emit(id, s.start, s.start + s.n - 1);
       continue;
     }
     for (uint32_t k = s.start; k < s.start + s.n; ++k) {
       unsigned char byte = static_cast<unsigned char>(t[k]);
       if (v.byte_token[byte] == kNull)
         throw input_error(fmt::format("the vocabulary has no token for the byte 0x{:02X} (no <0x{:02X}>)", byte, byte));
-      out.push(v.byte_token[byte], src[k], src[k] + 1);
+      emit(v.byte_token[byte], k, k);
     }
   }
+  if (cacheable) {
+    if (cache.map.size() >= (1u << 16)) cache.map.clear();
+    cache.map.emplace(std::string(t), std::move(seen));
+  }
 }
+
+// The escaped text cut before each U+2581 whose preceding character ends no token's "x\u2581"
+// (no symbol can span such a cut: every merged symbol is a token), the pieces merged apart.
+void spm_tokenize(const Vocab& v, const std::string& t, const std::vector<uint32_t>& src, Sink& out) {
+  static constexpr std::string_view kMarker = "\xE2\x96\x81";
+  size_t start = 0;
+  for (size_t i = 1; i + 3 <= t.size(); ++i) {
+    if (static_cast<unsigned char>(t[i]) != 0xE2 || t.compare(i, 3, kMarker) != 0) continue;
+    size_t k = i;
+    size_t lead = k - 1;
+    while (lead > 0 && (static_cast<unsigned char>(t[lead]) & 0xC0) == 0x80) --lead;
+    if (v.before_marker.count(t.substr(lead, k - lead))) continue;
+    spm_piece(v, std::string_view(t).substr(start, i - start), start, src, out);
+    start = i;
+    i += 2;
+  }
+  spm_piece(v, std::string_view(t).substr(start), start, src, out);
+}
+
+
 
 // GPT-2's byte-to-character map undone: character (UTF-8) -> byte.
 const StringMap<uint8_t>& byte_of_char() {

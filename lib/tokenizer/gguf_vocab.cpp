@@ -302,6 +302,13 @@ class Loader {
     }
     v.piece.resize(v.text.size());
     for (size_t id = 0; id < v.text.size(); ++id) v.piece[id] = token_piece(v, static_cast<TokenId>(id));
+    if (v.kind == Kind::Spm)  // which characters some token joins to a following U+2581
+      for (const std::string& t : v.text)
+        for (size_t at = t.find("\xE2\x96\x81", 1); at != std::string::npos; at = t.find("\xE2\x96\x81", at + 1)) {
+          size_t lead = at - 1;
+          while (lead > 0 && (static_cast<unsigned char>(t[lead]) & 0xC0) == 0x80) --lead;
+          v.before_marker.insert(t.substr(lead, at - lead));
+        }
   }
 
   const gguf::File& f_;
