@@ -1,9 +1,12 @@
 // Tokenizers of GGUF vocabularies (Tokenizer::from_gguf_file): parity with llama.cpp on the golden
 // corpus (tests/reference/gen_gguf_tokenizer_goldens.py: llama-cpp-python, vocab_only) for the
-// default models SmolLM2 (gpt2 / smollm) and Gemma 3 (llama / SPM), behaviour on tiny vocabularies
-// written here (WordPiece, SPM byte fallback, user-defined tokens) and errors for bad files.
+// default models SmolLM2 (gpt2 / smollm) and Gemma 3 (llama / SPM), and for the committed
+// vocabulary-only files of five more families (tests/reference/gen_gguf_vocab_goldens.py);
+// behaviour on tiny vocabularies written here (WordPiece, SPM byte fallback, user-defined tokens)
+// and errors for bad files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +17,7 @@
 
 #include "loom/core/error.h"
 #include "loom/io/jsonl.h"
+#include "loom/io/stream.h"
 #include "loom/tokenizer/tokenizer.h"
 
 using namespace loom;
@@ -341,35 +345,68 @@ TEST(TokenizerGguf, Gpt2MissingByteTokensAreDroppedAsLlamaCppDoes) {
   EXPECT_EQ(t.decode({2, 4}), "ab a");
 }
 
-// Opt-in: $LOOM_GGUF_CHECK_DIR holds <name>.gguf and <name>.jsonl ({"id", "ids", "ids_bos",
-// "ids_nospecial"} per corpus text, from llama.cpp, and optionally "detok_llama": llama_detokenize
-// of ids with unparse_special) for vocabularies without committed goldens.
-TEST(TokenizerGgufParity, ExtraVocabulariesFromEnvironment) {
-  const char* dir = std::getenv("LOOM_GGUF_CHECK_DIR");
-  if (!dir || !*dir) GTEST_SKIP() << "LOOM_GGUF_CHECK_DIR is not set";
-  int checked = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() != ".gguf") continue;
-    fs::path gold = fs::path(entry.path()).replace_extension(".jsonl");
-    if (!fs::exists(gold)) continue;
-    tok::Tokenizer t = tok::Tokenizer::from_gguf_file(entry.path().string());
+// Committed vocabulary-only GGUF files (tests/reference/gen_gguf_vocab_goldens.py: llama3, qwen3,
+// gpt2, llama2, minilm, built from Hugging Face tokenizer files as convert_hf_to_gguf does):
+// files/<name>.vocab.gguf.zst with its llama.cpp golden gguf-<name>.jsonl.zst. Every corpus text
+// must give llama.cpp's ids, ids_bos and ids_nospecial, and decode(ids, skip_special=false) its
+// llama_detokenize(ids, unparse_special=true).
+TEST(TokenizerGgufParity, CommittedVocabularies) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(kTokGolden + "files")) {
+    std::string file = entry.path().filename().string();
+    const std::string suffix = ".vocab.gguf.zst";
+    if (file.size() <= suffix.size() || file.compare(file.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    std::string name = file.substr(0, file.size() - suffix.size());
+    if (fs::exists(kTokGolden + "gguf-" + name + ".jsonl.zst")) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  ASSERT_FALSE(names.empty()) << "no files/<name>.vocab.gguf.zst with a gguf-<name>.jsonl.zst in " << kTokGolden;
+  std::string checked;
+  for (const std::string& name : names) {
+    // Tokenizer::from_gguf_file wants a plain file: decompress the committed one to a temporary
+    fs::path gguf = fs::temp_directory_path() / ("loom-test-vocab-" + name + ".gguf");
+    {
+      auto in = io::Input::open(kTokGolden + "files/" + name + ".vocab.gguf.zst");
+      std::ofstream(gguf, std::ios::binary) << io::read_all(*in);
+    }
+    tok::Tokenizer t = [&] {
+      try {
+        tok::Tokenizer loaded = tok::Tokenizer::from_gguf_file(gguf.string());
+        fs::remove(gguf);
+        return loaded;
+      } catch (...) {
+        fs::remove(gguf);
+        throw;
+      }
+    }();
     auto corpus_in = io::Input::open(kTokGolden + "corpus.jsonl");
-    auto gold_in = io::Input::open(gold.string());
-    io::JsonlReader corpus(*corpus_in), golden(*gold_in);
+    auto gold_in = io::Input::open(kTokGolden + "gguf-" + name + ".jsonl.zst");
+    io::JsonlReader corpus(*corpus_in), gold(*gold_in);
     io::Record c, g;
-    size_t n = 0, bad = 0;
-    while (corpus.next(c) && golden.next(g)) {
-      std::string text = c.get_string("id") == g.get_string("id") ? c.get_string("text").value() : "";
-      bool ok = widen(t.encode(text, {false, true}).ids) == int_array(*g.raw("ids")) &&
-                widen(t.encode(text, {true, true}).ids) == int_array(*g.raw("ids_bos")) &&
-                widen(t.encode(text, {false, false}).ids) == int_array(*g.raw("ids_nospecial"));
-      if (auto d = g.get_string("detok_llama")) ok = ok && t.decode(narrow(int_array(*g.raw("ids"))), false) == *d;
-      if (!ok && ++bad <= 5) ADD_FAILURE() << entry.path().filename() << " record " << *c.get_string("id") << ": " << text.substr(0, 60);
+    size_t n = 0, bad_ids = 0, bad_bos = 0, bad_nospecial = 0, bad_detok = 0, shown = 0;
+    while (corpus.next(c)) {
+      ASSERT_TRUE(gold.next(g)) << name << ": golden file ends early";
+      ASSERT_EQ(c.get_string("id"), g.get_string("id")) << name;
+      std::string text = c.get_string("text").value();
+      std::vector<int64_t> want = int_array(*g.raw("ids"));
+      bool ok_ids = widen(t.encode(text, {false, true}).ids) == want;
+      bool ok_bos = widen(t.encode(text, {true, true}).ids) == int_array(*g.raw("ids_bos"));
+      bool ok_nosp = widen(t.encode(text, {false, false}).ids) == int_array(*g.raw("ids_nospecial"));
+      // the golden ids, so that a tokenization difference does not hide a decoding one
+      bool ok_detok = t.decode(narrow(want), false) == g.get_string("detok_llama").value();
+      bad_ids += !ok_ids, bad_bos += !ok_bos, bad_nospecial += !ok_nosp, bad_detok += !ok_detok;
+      if ((!ok_ids || !ok_bos || !ok_nosp || !ok_detok) && ++shown <= 5)
+        ADD_FAILURE() << name << " record " << *c.get_string("id") << ": ids " << (ok_ids ? "same" : "differ") << ", ids_bos "
+                      << (ok_bos ? "same" : "differ") << ", ids_nospecial " << (ok_nosp ? "same" : "differ")
+                      << ", detok_llama " << (ok_detok ? "same" : "differs") << "; text starts " << text.substr(0, 60);
       ++n;
     }
-    std::printf("[   info   ] %s: %zu texts, %zu differ\n", entry.path().filename().c_str(), n, bad);
-    EXPECT_GT(n, 0u);
-    ++checked;
+    EXPECT_FALSE(gold.next(g)) << name << ": golden file has more records than the corpus";
+    EXPECT_GT(n, 4000u) << name << ": the golden corpus is missing or short";
+    std::printf("[   info   ] %s: %zu texts; differ: ids %zu, ids_bos %zu, ids_nospecial %zu, detok_llama %zu\n", name.c_str(), n,
+                bad_ids, bad_bos, bad_nospecial, bad_detok);
+    EXPECT_EQ(bad_ids + bad_bos + bad_nospecial + bad_detok, 0u) << name << ": texts differ from llama.cpp";
+    checked += (checked.empty() ? "" : ", ") + name;
   }
-  EXPECT_GT(checked, 0) << "nothing to check in " << dir;
+  std::printf("[   info   ] checked %zu committed GGUF vocabularies: %s\n", names.size(), checked.c_str());
 }
