@@ -15,6 +15,8 @@
 using namespace loom;
 using tokenizer_golden::check_family;
 using tokenizer_golden::kTokGolden;
+using tokenizer_golden::char_to_byte;
+using tokenizer_golden::int_array;
 namespace fs = std::filesystem;
 
 // ---- parity ------------------------------------------------------------------------------------
@@ -236,4 +238,30 @@ TEST(UnigramNormalizers, StripLowercaseRegexReplace) {
   EXPECT_EQ(r.src_begin[1], 3u);  // aligned with the run's last space
   EXPECT_EQ(r.src_end[1], 4u);
   EXPECT_THROW(tok::make_regex_replace_normalizer("\\s+|x", "", "t"), Error);
+}
+
+// Metaspace "first" next to added tokens: U+2581 only at the start of the whole input (expected
+// ids and offsets from Hugging Face tokenizers: tests/reference/gen_metaspace_added_goldens.py).
+TEST(UnigramParity, MetaspaceFirstAfterAddedTokens) {
+  std::string file = kTokGolden + "files/unigram-ws-mark.tokenizer.json.zst";
+  if (!fs::exists(file)) GTEST_SKIP() << "no " << file;
+  tok::Tokenizer t = tok::Tokenizer::from_json_file(file);
+  auto in = io::Input::open(kTokGolden + "unigram-ws-mark.jsonl");
+  io::JsonlReader reader(*in);
+  io::Record r;
+  size_t n = 0;
+  while (reader.next(r)) {
+    std::string text = r.get_string("text").value();
+    tok::Encoding e = t.encode(text, {false, false});
+    std::vector<int64_t> got(e.ids.begin(), e.ids.end()), offs;
+    auto cb = char_to_byte(text);
+    for (const auto& s : e.offsets) {
+      offs.push_back(static_cast<int64_t>(std::find(cb.begin(), cb.end(), s.b) - cb.begin()));
+      offs.push_back(static_cast<int64_t>(std::find(cb.begin(), cb.end(), s.e) - cb.begin()));
+    }
+    EXPECT_EQ(got, int_array(*r.raw("ids"))) << text;
+    EXPECT_EQ(offs, int_array(*r.raw("offsets"))) << text;
+    ++n;
+  }
+  EXPECT_EQ(n, 8u);
 }
