@@ -287,26 +287,22 @@ Normalized apply_changes(std::string_view input, const std::vector<Change>& chan
     text::utf8::next(input, i);
     chars.push_back({static_cast<uint32_t>(b), static_cast<uint32_t>(i)});
   }
-  // the character holding byte x (clamped: the reference would panic past the end)
-  auto align_of = [&](size_t x) -> std::pair<uint32_t, uint32_t> {
-    if (chars.empty()) return {0, 0};
-    if (x >= input.size()) return chars.back();
-    auto it = std::upper_bound(chars.begin(), chars.end(), static_cast<uint32_t>(x), [](uint32_t v, const auto& r) { return v < r.first; });
-    return *(it - 1);
-  };
-  size_t next_char = std::min(initial_offset, chars.size());
-  size_t offset = next_char < chars.size() ? chars[next_char].first : input.size();
+  size_t next_char = std::min(initial_offset, chars.size());  // the input character at the current offset
   auto consume = [&] {
-    if (next_char >= chars.size()) return;
-    offset += chars[next_char].second - chars[next_char].first;
-    ++next_char;
+    if (next_char < chars.size()) ++next_char;
   };
+  std::pair<uint32_t, uint32_t> none{0, 0};
   Normalized n;
   n.text.reserve(input.size());
+  n.src_begin.reserve(input.size());
+  n.src_end.reserve(input.size());
   for (const Change& ch : changes) {
+    // the input character at the current offset, or (an insertion) the one before it; clamped where the
+    // reference would panic past the end
     std::pair<uint32_t, uint32_t> a;
-    if (ch.change > 0) a = offset < 1 ? align_of(0) : align_of(offset - 1);  // the reference: (0, 0) at the very start
-    else a = align_of(offset);
+    if (chars.empty()) a = none;
+    else if (ch.change > 0) a = next_char == 0 ? chars[0] : chars[std::min(next_char, chars.size()) - 1];
+    else a = next_char < chars.size() ? chars[next_char] : chars.back();
     if (ch.change <= 0) consume();
     for (int64_t k = 0; k < -ch.change; ++k) consume();
     n.push(ch.c, a.first, a.second);

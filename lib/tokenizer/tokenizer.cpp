@@ -1364,8 +1364,10 @@ void Normalized::push(char32_t cp, uint32_t b, uint32_t e) {
   char buf[4];
   size_t k = text::utf8::encode(cp, buf);
   text.append(buf, k);
-  src_begin.insert(src_begin.end(), k, b);
-  src_end.insert(src_end.end(), k, e);
+  for (size_t i = 0; i < k; ++i) {
+    src_begin.push_back(b);
+    src_end.push_back(e);
+  }
 }
 
 // ---- Tokenizer -------------------------------------------------------------------------------

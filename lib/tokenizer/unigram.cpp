@@ -8,6 +8,7 @@
 // twice in the vocabulary means its last id, and an unknown run becomes <0xXX> byte tokens when
 // byte_fallback is set and every byte has one.
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 
 #include "loom/core/error.h"
 #include "loom/text/utf8.h"
+#include "loom/tokenizer/flat_map.h"
 #include "loom/tokenizer/parts_extra.h"
 
 namespace loom::tok {
@@ -30,35 +32,85 @@ class Unigram final : public Model {
  public:
   Unigram(std::vector<std::pair<std::string, double>> vocab, std::optional<TokenId> unk, bool byte_fallback)
       : unk_(unk), byte_fallback_(byte_fallback) {
+    static std::atomic<uint64_t> serial{0};
+    serial_ = ++serial;
     pieces_.reserve(vocab.size());
     scores_.reserve(vocab.size());
-    ids_.reserve(vocab.size());
     double min_score = std::numeric_limits<double>::infinity();
     for (size_t id = 0; id < vocab.size(); ++id) {
       auto& [piece, score] = vocab[id];
-      ids_[piece] = static_cast<TokenId>(id);  // a repeated piece: the last id wins
       min_score = std::min(min_score, score);
       // trie of the piece's bytes
       int32_t node = 0;
       for (unsigned char c : piece) {
-        auto [it, fresh] = trie_.emplace(edge(node, c), static_cast<int32_t>(node_id_.size()));
-        if (fresh) node_id_.push_back(-1);
-        node = it->second;
+        int32_t fresh = static_cast<int32_t>(node_id_.size());
+        node = trie_.emplace(edge(node, c), fresh);
+        if (node == fresh) node_id_.push_back(-1);
       }
       node_id_[static_cast<size_t>(node)] = static_cast<TokenId>(id);  // a repeated piece: its last id
       pieces_.push_back(std::move(piece));
       scores_.push_back(score);
     }
     unk_score_ = min_score - kUnkPenalty;
-    for (int c = 0; c < 256; ++c) {
-      auto it = ids_.find(fmt::format("<0x{:02X}>", c));
-      byte_ids_[c] = it == ids_.end() ? -1 : it->second;
-    }
+    for (int c = 0; c < 256; ++c) byte_ids_[c] = find(fmt::format("<0x{:02X}>", c));
   }
+  Unigram(const Unigram&) = delete;
+  Unigram& operator=(const Unigram&) = delete;
 
   void encode_word(std::string_view text, Span word, std::vector<TokenId>& ids, std::vector<Span>& spans) const override {
     std::string_view w = text.substr(word.b, word.e - word.b);
     if (w.empty()) return;
+    // each thread remembers the tokens of the words it has seen (the result depends on the word alone)
+    struct Tok {
+      TokenId id;
+      uint32_t b, e;  // span within the word
+    };
+    struct Cache {
+      uint64_t owner = 0;
+      std::unordered_map<std::string, std::vector<Tok>> map;
+    };
+    thread_local Cache cache;
+    if (cache.owner != serial_) {
+      cache.map.clear();
+      cache.owner = serial_;
+    }
+    bool cacheable = w.size() <= 64;
+    if (cacheable)
+      if (auto it = cache.map.find(std::string(w)); it != cache.map.end()) {
+        for (const Tok& t : it->second) {
+          ids.push_back(t.id);
+          spans.push_back({word.b + t.b, word.b + t.e});
+        }
+        return;
+      }
+    size_t first = ids.size();
+    encode_fresh(w, word.b, ids, spans);
+    if (cacheable) {
+      std::vector<Tok> toks;
+      for (size_t i = first; i < ids.size(); ++i)
+        toks.push_back({ids[i], static_cast<uint32_t>(spans[spans.size() - (ids.size() - i)].b - word.b),
+                        static_cast<uint32_t>(spans[spans.size() - (ids.size() - i)].e - word.b)});
+      if (cache.map.size() >= (1u << 16)) cache.map.clear();
+      cache.map.emplace(std::string(w), std::move(toks));
+    }
+  }
+
+  size_t vocab_size() const override { return pieces_.size(); }
+  const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
+
+ private:
+  // The id of a piece (the last id of a repeated one), or -1.
+  TokenId find(std::string_view s) const {
+    int32_t node = 0;
+    for (unsigned char c : s) {
+      node = trie_.find(edge(node, c));
+      if (node < 0) return -1;
+    }
+    return node_id_[static_cast<size_t>(node)];
+  }
+
+  void encode_fresh(std::string_view w, size_t base, std::vector<TokenId>& ids, std::vector<Span>& spans) const {
+    Span word{base, base + w.size()};
     struct Best {
       TokenId id = 0;
       double score = 0;  // a boundary no path reaches keeps 0, as in the reference
@@ -73,9 +125,8 @@ class Unigram final : public Model {
       bool single = false;
       int32_t node = 0;
       for (size_t k = at; k < w.size(); ++k) {
-        auto it = trie_.find(edge(node, static_cast<unsigned char>(w[k])));
-        if (it == trie_.end()) break;
-        node = it->second;
+        node = trie_.find(edge(node, static_cast<unsigned char>(w[k])));
+        if (node < 0) break;
         TokenId id = node_id_[static_cast<size_t>(node)];
         if (id < 0) continue;
         Best& target = best[k + 1];
@@ -116,8 +167,8 @@ class Unigram final : public Model {
       auto [b, e] = *it;
       std::string_view s = w.substr(b, e - b);
       Span span{word.b + b, word.b + e};
-      if (auto found = ids_.find(std::string(s)); found != ids_.end()) {
-        ids.push_back(found->second);
+      if (TokenId found = find(s); found >= 0) {
+        ids.push_back(found);
         spans.push_back(span);
         continue;
       }
@@ -134,16 +185,12 @@ class Unigram final : public Model {
     }
   }
 
-  size_t vocab_size() const override { return pieces_.size(); }
-  const std::string& piece(TokenId id) const override { return pieces_[static_cast<size_t>(id)]; }
-
- private:
   static uint64_t edge(int32_t node, unsigned char c) { return (static_cast<uint64_t>(node) << 8) | c; }
 
   std::vector<std::string> pieces_;
   std::vector<double> scores_;
-  std::unordered_map<std::string, TokenId> ids_;
-  std::unordered_map<uint64_t, int32_t> trie_;  // (node << 8 | byte) -> child node
+  uint64_t serial_;
+  U64Map trie_;                                  // (node << 8 | byte) -> child node
   std::vector<TokenId> node_id_ = {-1};          // the piece ending at each node, or -1
   std::optional<TokenId> unk_;
   bool byte_fallback_;
