@@ -319,7 +319,9 @@ class Loader {
 
 Tokenizer Tokenizer::from_gguf_file(const std::string& path) {
   gguf::File f = gguf::File::open(path);
-  return Loader(f, path).load();
+  return from_gguf(f, path);
 }
+
+Tokenizer Tokenizer::from_gguf(const gguf::File& f, const std::string& name) { return Loader(f, name).load(); }
 
 }  // namespace loom::tok

@@ -34,6 +34,10 @@
 
 #include "loom/tokenizer/flat_map.h"
 
+namespace loom::gguf {
+class File;
+}
+
 namespace loom::tok {
 
 using TokenId = int32_t;
@@ -132,6 +136,8 @@ class Tokenizer {
   static Tokenizer from_json(std::string_view json, const std::string& name = "tokenizer.json");
   // The vocabulary stored in a GGUF model file (tokenizer.ggml.*), tokenizing as llama.cpp does.
   static Tokenizer from_gguf_file(const std::string& path);
+  // The same from a GGUF file already open (`name` names it in errors).
+  static Tokenizer from_gguf(const gguf::File& file, const std::string& name);
   // A SentencePiece .model file, through the sentencepiece library.
   static Tokenizer from_sentencepiece_file(const std::string& path);
   // GPT-2's original files: encoder.json (piece -> id) and vocab.bpe (merges in rank order).
