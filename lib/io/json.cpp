@@ -44,6 +44,33 @@ size_t first_invalid_utf8(std::string_view s) {
   return n;
 }
 
+std::string lossy_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    size_t ok = first_invalid_utf8(in.substr(i));
+    out.append(in, i, ok);
+    i += ok;
+    if (i >= in.size()) break;
+    unsigned char lead = static_cast<unsigned char>(in[i]);
+    size_t need = lead >= 0xC2 && lead <= 0xDF ? 1 : lead >= 0xE0 && lead <= 0xEF ? 2 : lead >= 0xF0 && lead <= 0xF4 ? 3 : 0;
+    ++i;
+    for (size_t k = 1; k <= need && i < in.size(); ++k, ++i) {
+      unsigned char c = static_cast<unsigned char>(in[i]);
+      unsigned lo = 0x80, hi = 0xBF;
+      if (k == 1) {
+        if (lead == 0xE0) lo = 0xA0;
+        if (lead == 0xED) hi = 0x9F;
+        if (lead == 0xF0) lo = 0x90;
+        if (lead == 0xF4) hi = 0x8F;
+      }
+      if (c < lo || c > hi) break;
+    }
+    out += "\xEF\xBF\xBD";
+  }
+  return out;
+}
+
 namespace {
 // 1 for bytes that must be escaped inside a JSON string.
 constexpr auto kEscape = [] {

@@ -21,6 +21,9 @@ namespace loom::json {
 bool valid_utf8(std::string_view s);
 // Byte offset of the first invalid UTF-8 sequence in `s`, or s.size() when valid.
 size_t first_invalid_utf8(std::string_view s);
+// Bytes as text: each maximal invalid UTF-8 subpart becomes U+FFFD (what Python's
+// decode("utf-8", errors="replace") and Rust's from_utf8_lossy do).
+std::string lossy_utf8(std::string_view in);
 
 // Appends `s` as a JSON string literal. Control characters become \n, \t, ... or \u00XX; '"' and
 // '\\' are escaped; everything else (including non-ASCII) is written as UTF-8. Throws

@@ -803,35 +803,6 @@ std::string clean_spaces(std::string s) {
   return s;
 }
 
-// Bytes as text: each maximal invalid UTF-8 subpart becomes U+FFFD (what Python's
-// decode("utf-8", errors="replace") and Rust's from_utf8_lossy do).
-std::string lossy_utf8(const std::string& in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size();) {
-    size_t ok = json::first_invalid_utf8(std::string_view(in).substr(i));
-    out.append(in, i, ok);
-    i += ok;
-    if (i >= in.size()) break;
-    unsigned char lead = static_cast<unsigned char>(in[i]);
-    size_t need = lead >= 0xC2 && lead <= 0xDF ? 1 : lead >= 0xE0 && lead <= 0xEF ? 2 : lead >= 0xF0 && lead <= 0xF4 ? 3 : 0;
-    ++i;
-    for (size_t k = 1; k <= need && i < in.size(); ++k, ++i) {
-      unsigned char c = static_cast<unsigned char>(in[i]);
-      unsigned lo = 0x80, hi = 0xBF;
-      if (k == 1) {
-        if (lead == 0xE0) lo = 0xA0;
-        if (lead == 0xED) hi = 0x9F;
-        if (lead == 0xF0) lo = 0x90;
-        if (lead == 0xF4) hi = 0x8F;
-      }
-      if (c < lo || c > hi) break;
-    }
-    out += "\xEF\xBF\xBD";
-  }
-  return out;
-}
-
 class LlamaDecoder final : public Decoder {
  public:
   explicit LlamaDecoder(std::shared_ptr<const Vocab> v) : v_(std::move(v)) {}
@@ -846,7 +817,7 @@ class LlamaDecoder final : public Decoder {
       first = false;
     }
     if (v_->clean_spaces) out = clean_spaces(std::move(out));
-    return lossy_utf8(out);
+    return json::lossy_utf8(out);
   }
 
  private:

@@ -1097,29 +1097,7 @@ class ByteLevelDecoder final : public Decoder {
     }
     // bytes that are not valid UTF-8 become U+FFFD, one per maximal invalid subpart (the
     // reference's lossy decoding)
-    std::string fixed;
-    for (size_t i = 0; i < out.size();) {
-      size_t bad = json::first_invalid_utf8(std::string_view(out).substr(i));
-      fixed.append(out, i, bad);
-      i += bad;
-      if (i >= out.size()) break;
-      unsigned char lead = static_cast<unsigned char>(out[i]);
-      size_t need = lead >= 0xC2 && lead <= 0xDF ? 1 : lead >= 0xE0 && lead <= 0xEF ? 2 : lead >= 0xF0 && lead <= 0xF4 ? 3 : 0;
-      ++i;
-      for (size_t k = 1; k <= need && i < out.size(); ++k, ++i) {
-        unsigned char c = static_cast<unsigned char>(out[i]);
-        unsigned lo = 0x80, hi = 0xBF;
-        if (k == 1) {
-          if (lead == 0xE0) lo = 0xA0;
-          if (lead == 0xED) hi = 0x9F;
-          if (lead == 0xF0) lo = 0x90;
-          if (lead == 0xF4) hi = 0x8F;
-        }
-        if (c < lo || c > hi) break;
-      }
-      fixed += "\xEF\xBF\xBD";
-    }
-    return fixed;
+    return json::lossy_utf8(out);
   }
 };
 

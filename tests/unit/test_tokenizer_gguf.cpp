@@ -19,13 +19,15 @@
 #include "loom/io/jsonl.h"
 #include "loom/io/stream.h"
 #include "loom/tokenizer/tokenizer.h"
+#include "tokenizer_golden.h"
 
 using namespace loom;
+using tokenizer_golden::int_array;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kTokGolden = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/tokenize/";
+using tokenizer_golden::kTokGolden;
 
 fs::path models_dir() {
   const char* env = std::getenv("LOOM_MODELS");
@@ -34,19 +36,6 @@ fs::path models_dir() {
   return fs::path(home ? home : "/") / ".cache/loom/models";
 }
 
-std::vector<int64_t> int_array(std::string_view raw) {
-  std::vector<int64_t> out;
-  std::string num;
-  for (char c : raw) {
-    if ((c >= '0' && c <= '9') || c == '-') {
-      num += c;
-    } else if (!num.empty()) {
-      out.push_back(std::stoll(num));
-      num.clear();
-    }
-  }
-  return out;
-}
 
 std::vector<int64_t> widen(const std::vector<tok::TokenId>& v) { return {v.begin(), v.end()}; }
 std::vector<tok::TokenId> narrow(const std::vector<int64_t>& v) {
