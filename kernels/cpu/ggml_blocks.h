@@ -122,4 +122,26 @@ constexpr TypeSize type_size(GgmlType t) {
   }
 }
 
+// ggml's name of a type ("Q4_K"), or nullptr for an id not listed in GgmlType.
+constexpr const char* type_name(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return "F32";
+    case GgmlType::F16: return "F16";
+    case GgmlType::Q4_0: return "Q4_0";
+    case GgmlType::Q4_1: return "Q4_1";
+    case GgmlType::Q5_0: return "Q5_0";
+    case GgmlType::Q5_1: return "Q5_1";
+    case GgmlType::Q8_0: return "Q8_0";
+    case GgmlType::Q8_1: return "Q8_1";
+    case GgmlType::Q2_K: return "Q2_K";
+    case GgmlType::Q3_K: return "Q3_K";
+    case GgmlType::Q4_K: return "Q4_K";
+    case GgmlType::Q5_K: return "Q5_K";
+    case GgmlType::Q6_K: return "Q6_K";
+    case GgmlType::Q8_K: return "Q8_K";
+    case GgmlType::BF16: return "BF16";
+  }
+  return nullptr;
+}
+
 }  // namespace loom::kernels

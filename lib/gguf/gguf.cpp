@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/ggml_blocks.h"
 #include "loom/core/error.h"
 
 namespace loom::gguf {
@@ -162,6 +163,7 @@ void File::parse_all(std::string_view bytes) {
     if (ti.offset % alignment_) c.fail(fmt::format("tensor \"{}\" is not aligned to {}", ti.name, alignment_));
     tensors_.push_back(std::move(ti));
   }
+  bytes_ = bytes;
   data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
   for (const TensorInfo& ti : tensors_)
     if (ti.offset > bytes.size() || data_offset_ > bytes.size() - ti.offset)
@@ -211,6 +213,8 @@ File& File::operator=(File&& o) noexcept {
     index_ = std::move(o.index_);
     tensors_ = std::move(o.tensors_);
     alignment_ = o.alignment_;
+    bytes_ = o.bytes_;
+    o.bytes_ = {};
     data_offset_ = o.data_offset_;
     map_ = o.map_;
     map_size_ = o.map_size_;
@@ -227,6 +231,59 @@ File::~File() {
 const Value* File::find(std::string_view key) const {
   auto it = index_.find(std::string(key));
   return it == index_.end() ? nullptr : &kv_[it->second].second;
+}
+
+uint64_t TensorInfo::n_elements() const {
+  uint64_t n = 1;
+  for (uint64_t d : ne) {
+    if (d != 0 && n > UINT64_MAX / d) return UINT64_MAX;
+    n *= d;
+  }
+  return n;
+}
+
+const TensorInfo* File::find_tensor(std::string_view name) const {
+  for (const TensorInfo& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+uint64_t File::tensor_bytes(const TensorInfo& t) const {
+  auto type = static_cast<kernels::GgmlType>(t.ggml_type);
+  kernels::TypeSize ts = kernels::type_size(type);
+  if (ts.block_elems == 0) {
+    const char* tn = kernels::type_name(type);
+    throw input_error(fmt::format("tensor \"{}\" has type {}{}{}, which loom does not handle", t.name, t.ggml_type,
+                                  tn ? " " : "", tn ? tn : ""),
+                      name_);
+  }
+  if (t.ne.empty() || t.ne[0] % ts.block_elems != 0)
+    throw input_error(fmt::format("tensor \"{}\": a row of {} elements is not a whole number of {} blocks of {}", t.name,
+                                  t.ne.empty() ? 0 : t.ne[0], kernels::type_name(type), ts.block_elems),
+                      name_);
+  uint64_t n = t.n_elements();
+  uint64_t blocks = n / ts.block_elems;
+  if (n == UINT64_MAX || blocks > UINT64_MAX / ts.block_bytes)
+    throw input_error(fmt::format("tensor \"{}\" is too large (its size overflows)", t.name), name_);
+  return blocks * ts.block_bytes;
+}
+
+std::string_view File::tensor_data(const TensorInfo& t) const {
+  uint64_t size = tensor_bytes(t);
+  uint64_t start = data_offset_ + t.offset;  // parse_all checked that start <= the file size
+  if (start > bytes_.size() || size > bytes_.size() - start)
+    throw input_error(fmt::format("tensor \"{}\" needs {} bytes at byte {} but the file ends at byte {} (truncated?)", t.name,
+                                  size, start, bytes_.size()),
+                      name_);
+  return bytes_.substr(start, size);
+}
+
+void File::validate_tensors() const {
+  for (const TensorInfo& t : tensors_) {
+    if (t.offset % alignment_)
+      throw input_error(fmt::format("tensor \"{}\" is not aligned to {}", t.name, alignment_), name_);
+    tensor_data(t);
+  }
 }
 
 std::optional<std::string> File::get_string(std::string_view key) const {

@@ -15,6 +15,13 @@
 //
 // Every length and count is checked against the file size before it is used, so a truncated or
 // corrupt file is a clear error (exit 2), never a crash or a huge allocation.
+//
+// Tensor data: a tensor's bytes are rows of ne[0] elements, ne[0] a whole number of blocks of its
+// type (kernels/cpu/ggml_blocks.h), rows laid one after another; tensor_data() returns them as a
+// view into the mapped file, checked against the file's end:
+//
+//   const gguf::TensorInfo* t = f.find_tensor("blk.0.ffn_down.weight");
+//   std::string_view bytes = f.tensor_data(*t);   // t->n_elements() / block_elems * block_bytes
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -49,13 +56,17 @@ struct TensorInfo {
   std::vector<uint64_t> ne;  // dimensions, innermost first (ggml order)
   uint32_t ggml_type = 0;
   uint64_t offset = 0;       // from the start of the data section
+
+  // Product of ne (saturates at UINT64_MAX rather than wrapping).
+  uint64_t n_elements() const;
 };
 
 class File {
  public:
   // Maps and parses `path`. Throws loom::Error (BadInput) for a malformed file.
   static File open(const std::string& path);
-  // Parses bytes in memory (tests, fuzzing); `name` is used in errors.
+  // Parses bytes in memory (tests, fuzzing); `name` is used in errors. The bytes must outlive the
+  // File when tensor_data() is used.
   static File parse(std::string_view bytes, const std::string& name = "<memory>");
 
   File(File&&) noexcept;
@@ -71,6 +82,17 @@ class File {
   std::optional<bool> get_bool(std::string_view key) const;
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;  // nullptr when absent
+  // Bytes of a tensor's data. loom::Error (BadInput) naming the tensor when its type is not one
+  // loom handles, ne[0] is not a whole number of blocks, the size overflows, or the data runs
+  // past the end of the file. The view lives as long as the File (or, for parse(), the bytes).
+  std::string_view tensor_data(const TensorInfo& t) const;
+  // The byte size tensor_data() would return (same checks, except the end of the file).
+  uint64_t tensor_bytes(const TensorInfo& t) const;
+  // Checks every tensor as tensor_data() does, and that its offset is aligned: the first problem
+  // is a loom::Error (BadInput) naming the tensor. (open() and parse() check only the directory,
+  // so a file with a tensor of an unknown type can still be read for its metadata.)
+  void validate_tensors() const;
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // start of tensor data in the file
   const std::string& name() const { return name_; }
@@ -85,6 +107,7 @@ class File {
   std::unordered_map<std::string, size_t> index_;
   std::vector<TensorInfo> tensors_;
   uint64_t alignment_ = 32, data_offset_ = 0;
+  std::string_view bytes_;  // the whole file: the mapping, or parse()'s bytes
   void* map_ = nullptr;
   size_t map_size_ = 0;
 };
