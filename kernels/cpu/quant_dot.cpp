@@ -1,0 +1,1047 @@
+// Dot products, mat-vec and mat-mat over GGUF weight types (see quant_dot.h for the scheme).
+//
+// Layout of this file:
+//   1. float helpers: fused multiply-add, the fixed lane reductions, f16/bf16 conversions
+//   2. activation quantization (Q8_0, Q8_1, Q8_K), matching llama.cpp's x86 build
+//   3. scalar dot products, one per weight type: the reference every other path must equal
+//   4. AVX2 paths: weight blocks are unpacked to int8 (in registers for mat-vec, into a row
+//      buffer for mat-mat) and multiplied with int8 activations; the float epilogue performs the
+//      same operations, lane for lane, as the scalar code
+//   5. public entry points: dispatch, threading, matvec, matmul
+//
+// Lanes. For the 32-element block types, block b adds d_w*d_x*isum_b into float lane b % 8 with
+// one fma (and, for Q4_1/Q5_1, m_w*s_x into a second set of lanes); the AVX2 code handles 8
+// blocks at a time, one per vector lane, so both orders coincide. The K types do the same per
+// 256-element super-block. Float weight types use 32 lanes, element i in lane i % 32 (AVX2: 4
+// vectors of 8; AVX-512: 2 of 16). Lanes are summed by reduce8/reduce32 only.
+#include "kernels/cpu/quant_dot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#define LOOM_QD_AVX2 1
+#else
+#define LOOM_QD_AVX2 0
+#endif
+
+namespace loom::kernels {
+namespace {
+
+// ============================== 1. float helpers ==============================
+
+// The one multiply-add every path uses: fused where the SIMD code fuses, plain otherwise
+// (loom builds with -std=c++20, where GCC does not contract a*b+c on its own).
+inline float fmadd(float a, float b, float c) {
+#if defined(__FMA__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+inline float reduce8(const float* a) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+inline float reduce32(const float* in) {
+  float a[32];
+  std::memcpy(a, in, sizeof a);
+  for (int s = 16; s >= 1; s /= 2)
+    for (int i = 0; i < s; ++i) a[i] += a[i + s];
+  return a[0];
+}
+
+inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bits_f32(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline float fp16(f16_bits h) { return f16_to_f32(h); }
+
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("loom kernels: " + what); }
+
+size_t block_elems(GgmlType t) { return type_size(t).block_elems; }
+
+void check_shape(GgmlType wtype, size_t n, const char* fn) {
+  if (!supports_weight_type(wtype)) {
+    const char* name = type_name(wtype);
+    bad(std::string(fn) + ": unsupported weight type " +
+        (name ? name : std::to_string(static_cast<uint32_t>(wtype))));
+  }
+  const size_t be = block_elems(wtype);
+  if (n % be != 0)
+    bad(std::string(fn) + ": " + std::to_string(n) + " values is not a multiple of the " +
+        type_name(wtype) + " block (" + std::to_string(be) + ")");
+}
+
+// ============================== 2. activation quantization ==============================
+
+// Round half to even, as _mm256_round_ps(_MM_ROUND_NEAREST) and ggml's nearest_int do.
+inline int round_even(float v) { return static_cast<int>(std::nearbyint(v)); }
+inline int8_t sat8(int v) { return static_cast<int8_t>(std::clamp(v, -128, 127)); }
+
+// Shared by Q8_0 and Q8_1: d and the 32 quants of one block; returns sum of quants.
+int quantize_block32(const float* x, float& d, int8_t* q) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+  d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int sum = 0;
+  for (int j = 0; j < kQK; ++j) {
+    const int v = round_even(x[j] * id);
+    sum += v;
+    q[j] = sat8(v);
+  }
+  return sum;
+}
+
+// ============================== 3. scalar dot products ==============================
+
+inline uint32_t load_qh(const uint8_t* qh) {
+  return uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
+}
+
+// Integer dot of one 32-element weight block with 32 activation quants.
+int isum_block(const BlockQ4_0& w, const int8_t* a) {
+  int s = 0;
+  for (int j = 0; j < 16; ++j) s += ((w.qs[j] & 15) - 8) * a[j] + ((w.qs[j] >> 4) - 8) * a[j + 16];
+  return s;
+}
+int isum_block(const BlockQ4_1& w, const int8_t* a) {
+  int s = 0;
+  for (int j = 0; j < 16; ++j) s += (w.qs[j] & 15) * a[j] + (w.qs[j] >> 4) * a[j + 16];
+  return s;
+}
+int isum_block(const BlockQ5_0& w, const int8_t* a) {
+  const uint32_t qh = load_qh(w.qh);
+  int s = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = ((w.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16;
+    const int hi = ((w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
+    s += lo * a[j] + hi * a[j + 16];
+  }
+  return s;
+}
+int isum_block(const BlockQ5_1& w, const int8_t* a) {
+  const uint32_t qh = load_qh(w.qh);
+  int s = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (w.qs[j] & 15) | ((qh >> j) & 1) << 4;
+    const int hi = (w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+    s += lo * a[j] + hi * a[j + 16];
+  }
+  return s;
+}
+int isum_block(const BlockQ8_0& w, const int8_t* a) {
+  int s = 0;
+  for (int j = 0; j < 32; ++j) s += w.qs[j] * a[j];
+  return s;
+}
+
+template <class WB, class AB>
+float dot32_scalar(size_t nb, const void* wv, const void* av) {
+  constexpr bool kMin = std::is_same_v<WB, BlockQ4_1> || std::is_same_v<WB, BlockQ5_1>;
+  const WB* w = static_cast<const WB*>(wv);
+  const AB* a = static_cast<const AB*>(av);
+  float acc[8] = {}, accm[8] = {};
+  for (size_t b = 0; b < nb; ++b) {
+    const int isum = isum_block(w[b], a[b].qs);
+    const float dd = fp16(w[b].d) * fp16(a[b].d);
+    acc[b % 8] = fmadd(dd, static_cast<float>(isum), acc[b % 8]);
+    if constexpr (kMin) accm[b % 8] = fmadd(fp16(w[b].m), fp16(a[b].s), accm[b % 8]);
+  }
+  if constexpr (kMin) return reduce8(acc) + reduce8(accm);
+  return reduce8(acc);
+}
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block.
+inline void k_scale_min(const uint8_t* s, int j, int& sc, int& mn) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    mn = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Integer parts of one K super-block: isum = sum over sub-blocks of scale * sum(q * a);
+// imin = sum over sub-blocks of min * (sum of the sub-block's activation quants).
+void kparts(const BlockQ4_K& w, const BlockQ8_K& a, int& isum, int& imin) {
+  isum = imin = 0;
+  for (int j = 0; j < 8; ++j) {
+    int sc, mn;
+    k_scale_min(w.scales, j, sc, mn);
+    const int c = j / 2, shift = (j % 2) * 4;
+    int s = 0;
+    for (int i = 0; i < 32; ++i) s += ((w.qs[32 * c + i] >> shift) & 15) * a.qs[32 * j + i];
+    isum += sc * s;
+    imin += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+  }
+}
+void kparts(const BlockQ5_K& w, const BlockQ8_K& a, int& isum, int& imin) {
+  isum = imin = 0;
+  for (int j = 0; j < 8; ++j) {
+    int sc, mn;
+    k_scale_min(w.scales, j, sc, mn);
+    const int c = j / 2, shift = (j % 2) * 4;
+    int s = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int q = ((w.qs[32 * c + i] >> shift) & 15) | ((w.qh[i] >> j) & 1) << 4;
+      s += q * a.qs[32 * j + i];
+    }
+    isum += sc * s;
+    imin += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+  }
+}
+void kparts(const BlockQ6_K& w, const BlockQ8_K& a, int& isum, int& imin) {
+  isum = imin = 0;
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = w.ql + 64 * h;
+    const uint8_t* qh = w.qh + 32 * h;
+    const int8_t* aq = a.qs + 128 * h;
+    int s[8] = {};
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q0 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
+      const int q1 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
+      const int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+      const int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+      s[is + 0] += q0 * aq[l];
+      s[is + 2] += q1 * aq[l + 32];
+      s[is + 4] += q2 * aq[l + 64];
+      s[is + 6] += q3 * aq[l + 96];
+    }
+    for (int k = 0; k < 8; ++k) isum += w.scales[8 * h + k] * s[k];
+  }
+}
+
+inline float kdmin(const BlockQ4_K& w) { return fp16(w.dmin); }
+inline float kdmin(const BlockQ5_K& w) { return fp16(w.dmin); }
+
+// The float epilogue of one K super-block, shared by every path.
+template <bool kMin>
+inline void k_accumulate(float d, float dmin, int isum, int imin, float& acc, float& accm) {
+  acc = fmadd(d, static_cast<float>(isum), acc);
+  if constexpr (kMin) accm = fmadd(dmin, static_cast<float>(imin), accm);
+}
+
+template <class WB>
+float dotK_scalar(size_t nb, const void* wv, const void* av) {
+  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+  const WB* w = static_cast<const WB*>(wv);
+  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(av);
+  float acc[8] = {}, accm[8] = {};
+  for (size_t b = 0; b < nb; ++b) {
+    int isum, imin;
+    kparts(w[b], a[b], isum, imin);
+    float dmin = 0.0f;
+    if constexpr (kMin) dmin = kdmin(w[b]) * a[b].d;
+    k_accumulate<kMin>(fp16(w[b].d) * a[b].d, dmin, isum, imin, acc[b % 8], accm[b % 8]);
+  }
+  if constexpr (kMin) return reduce8(acc) - reduce8(accm);
+  return reduce8(acc);
+}
+
+struct LoadF32 {
+  static float at(const void* p, size_t i) { return static_cast<const float*>(p)[i]; }
+};
+struct LoadF16 {
+  static float at(const void* p, size_t i) { return f16_to_f32(static_cast<const f16_bits*>(p)[i]); }
+};
+struct LoadBF16 {
+  static float at(const void* p, size_t i) { return bf16_to_f32(static_cast<const bf16_bits*>(p)[i]); }
+};
+
+// Float dot, element i in lane i % 32, from element `from` on (lanes carried in acc).
+template <class L>
+float float_dot_tail(size_t from, size_t n, const void* w, const void* a, float* acc) {
+  for (size_t i = from; i < n; ++i) acc[i % 32] = fmadd(L::at(w, i), L::at(a, i), acc[i % 32]);
+  return reduce32(acc);
+}
+
+float dot_scalar_impl(GgmlType t, size_t n, const void* w, const void* a) {
+  const size_t nb = n / block_elems(t);
+  float acc[32] = {};
+  switch (t) {
+    case GgmlType::F32: return float_dot_tail<LoadF32>(0, n, w, a, acc);
+    case GgmlType::F16: return float_dot_tail<LoadF16>(0, n, w, a, acc);
+    case GgmlType::BF16: return float_dot_tail<LoadBF16>(0, n, w, a, acc);
+    case GgmlType::Q4_0: return dot32_scalar<BlockQ4_0, BlockQ8_0>(nb, w, a);
+    case GgmlType::Q4_1: return dot32_scalar<BlockQ4_1, BlockQ8_1>(nb, w, a);
+    case GgmlType::Q5_0: return dot32_scalar<BlockQ5_0, BlockQ8_0>(nb, w, a);
+    case GgmlType::Q5_1: return dot32_scalar<BlockQ5_1, BlockQ8_1>(nb, w, a);
+    case GgmlType::Q8_0: return dot32_scalar<BlockQ8_0, BlockQ8_0>(nb, w, a);
+    case GgmlType::Q4_K: return dotK_scalar<BlockQ4_K>(nb, w, a);
+    case GgmlType::Q5_K: return dotK_scalar<BlockQ5_K>(nb, w, a);
+    case GgmlType::Q6_K: return dotK_scalar<BlockQ6_K>(nb, w, a);
+    default: bad("vec_dot: unsupported weight type");
+  }
+}
+
+[[maybe_unused]] bool is_float_type(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+[[maybe_unused]] bool is_k_type(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
+
+// ============================== 4. AVX2 paths ==============================
+#if LOOM_QD_AVX2
+
+inline __m256 vfmadd(__m256 a, __m256 b, __m256 c) {
+#if defined(__FMA__)
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+
+// 8 int32 partial sums of the 32 products w[i]*a[i] (signed int8 both; |w| may be 128).
+inline __m256i dot_i8(__m256i w, __m256i a) {
+  const __m256i aw = _mm256_sign_epi8(w, w);
+  const __m256i sa = _mm256_sign_epi8(a, w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sa);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), aw, sa);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), _mm256_set1_epi16(1));
+#endif
+}
+
+// Eight vectors of 8 int32 -> one vector holding the total of each.
+inline __m256i hsum8x8(const __m256i* p) {
+  const __m256i s01 = _mm256_hadd_epi32(p[0], p[1]);
+  const __m256i s23 = _mm256_hadd_epi32(p[2], p[3]);
+  const __m256i s45 = _mm256_hadd_epi32(p[4], p[5]);
+  const __m256i s67 = _mm256_hadd_epi32(p[6], p[7]);
+  const __m256i a = _mm256_hadd_epi32(s01, s23);
+  const __m256i b = _mm256_hadd_epi32(s45, s67);
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 32 nibbles of 16 bytes: low nibbles -> elements 0..15, high -> 16..31.
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(15);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// Bit i of the 32-bit little-endian qh -> byte i is 0x10 if set, else 0.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  uint32_t x;
+  std::memcpy(&x, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(x)),
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// ---- 32-element block types: one weight block as 32 signed int8 quants ----
+inline __m256i unpack(const BlockQ4_0& b) { return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8)); }
+inline __m256i unpack(const BlockQ4_1& b) { return nibbles32(b.qs); }
+inline __m256i unpack(const BlockQ5_0& b) {
+  return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b.qs), fifth_bits(b.qh)), _mm256_set1_epi8(16));
+}
+inline __m256i unpack(const BlockQ5_1& b) { return _mm256_or_si256(nibbles32(b.qs), fifth_bits(b.qh)); }
+inline __m256i unpack(const BlockQ8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+
+template <class WB>
+constexpr bool has_min() {
+  return std::is_same_v<WB, BlockQ4_1> || std::is_same_v<WB, BlockQ5_1>;
+}
+template <class WB>
+inline float wmin(const WB& b) {
+  if constexpr (has_min<WB>()) return fp16(b.m);
+  else return 0.0f;
+}
+
+// Activations of the 32-element types, regrouped 8 blocks at a time: quants contiguous, scales as
+// floats. A partial last group is padded with zero blocks (d = s = 0), which leave every lane
+// unchanged, so no path needs a tail loop.
+struct alignas(32) ActGroup {
+  int8_t q[256];
+  float d[8];
+  float s[8];  // Q8_1's s (zero for Q8_0)
+};
+// Weight rows unpacked for matmul, the same grouping.
+struct alignas(32) WGroup {
+  int8_t q[256];
+  float d[8];
+  float m[8];
+};
+
+template <class AB>
+void group_activations(const void* av, size_t nb, ActGroup* g) {
+  const AB* a = static_cast<const AB*>(av);
+  const size_t ng = (nb + 7) / 8;
+  std::memset(static_cast<void*>(g), 0, ng * sizeof(ActGroup));
+  for (size_t b = 0; b < nb; ++b) {
+    ActGroup& G = g[b / 8];
+    std::memcpy(G.q + 32 * (b % 8), a[b].qs, 32);
+    G.d[b % 8] = fp16(a[b].d);
+    if constexpr (std::is_same_v<AB, BlockQ8_1>) G.s[b % 8] = fp16(a[b].s);
+  }
+}
+
+template <class WB>
+void unpack_row(const WB* w, size_t nb, WGroup* g) {
+  const size_t ng = (nb + 7) / 8;
+  std::memset(static_cast<void*>(g), 0, ng * sizeof(WGroup));
+  for (size_t b = 0; b < nb; ++b) {
+    WGroup& G = g[b / 8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(G.q + 32 * (b % 8)), unpack(w[b]));
+    G.d[b % 8] = fp16(w[b].d);
+    G.m[b % 8] = wmin(w[b]);
+  }
+}
+
+// The group step shared by every 32-element path: 8 int sums, then one fma per lane.
+template <bool kMin>
+inline void group_step(const __m256i* p, __m256 wd, __m256 wm, const ActGroup& A, __m256& acc,
+                       __m256& accm) {
+  const __m256 isum = _mm256_cvtepi32_ps(hsum8x8(p));
+  acc = vfmadd(_mm256_mul_ps(wd, _mm256_load_ps(A.d)), isum, acc);
+  if constexpr (kMin) accm = vfmadd(wm, _mm256_load_ps(A.s), accm);
+}
+
+template <bool kMin>
+inline float finish32(__m256 acc, __m256 accm) {
+  alignas(32) float a[8], m[8];
+  _mm256_store_ps(a, acc);
+  if constexpr (!kMin) return reduce8(a);
+  _mm256_store_ps(m, accm);
+  return reduce8(a) + reduce8(m);
+}
+
+// Eight f16 fields -> 8 floats, without a round trip through memory (that would stall).
+template <class F>
+inline __m256 halves8(F get) {
+  return _mm256_cvtph_ps(_mm_setr_epi16(static_cast<short>(get(0)), static_cast<short>(get(1)),
+                                        static_cast<short>(get(2)), static_cast<short>(get(3)),
+                                        static_cast<short>(get(4)), static_cast<short>(get(5)),
+                                        static_cast<short>(get(6)), static_cast<short>(get(7))));
+}
+
+// One raw weight row · grouped activations (matvec, vec_dot).
+template <class WB>
+float dot32_raw(const WB* w, size_t nb, const ActGroup* ag) {
+  constexpr bool kMin = has_min<WB>();
+  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+  size_t g = 0;
+  for (; (g + 1) * 8 <= nb; ++g) {  // whole groups
+    const WB* blk = w + g * 8;
+    const ActGroup& A = ag[g];
+    __m256i p[8];
+    for (int k = 0; k < 8; ++k)
+      p[k] = dot_i8(unpack(blk[k]), _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
+    const __m256 wd = halves8([&](int k) { return blk[k].d; });
+    __m256 wm = _mm256_setzero_ps();
+    if constexpr (kMin) wm = halves8([&](int k) { return blk[k].m; });
+    group_step<kMin>(p, wd, wm, A, acc, accm);
+  }
+  if (g * 8 < nb) {  // a partial last group, padded with zero blocks
+    const size_t b0 = g * 8, cnt = nb - b0;
+    const ActGroup& A = ag[g];
+    __m256i p[8];
+    alignas(32) float wd[8] = {}, wm[8] = {};
+    for (size_t k = 0; k < 8; ++k) {
+      if (k < cnt) {
+        p[k] = dot_i8(unpack(w[b0 + k]), _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
+        wd[k] = fp16(w[b0 + k].d);
+        wm[k] = wmin(w[b0 + k]);
+      } else {
+        p[k] = _mm256_setzero_si256();
+      }
+    }
+    group_step<kMin>(p, _mm256_load_ps(wd), _mm256_load_ps(wm), A, acc, accm);
+  }
+  return finish32<kMin>(acc, accm);
+}
+
+// One unpacked weight row · grouped activations (matmul).
+template <bool kMin>
+float dot32_unpacked(const WGroup* wg, size_t ng, const ActGroup* ag) {
+  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+  for (size_t g = 0; g < ng; ++g) {
+    const WGroup& W = wg[g];
+    const ActGroup& A = ag[g];
+    __m256i p[8];
+    for (int k = 0; k < 8; ++k)
+      p[k] = dot_i8(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.q + 32 * k)),
+                    _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
+    group_step<kMin>(p, _mm256_load_ps(W.d), _mm256_load_ps(W.m), A, acc, accm);
+  }
+  return finish32<kMin>(acc, accm);
+}
+
+// ---- K types: a super-block unpacked to 256 int8 quants and its scales as vectors ----
+// Everything is written with whole-vector stores, so reading it back at once does not stall.
+struct alignas(32) KUnpacked {
+  int8_t q[256];
+  __m256i scales;  // int16 pairs: dword k = (scale of quants 32k..32k+15, of 32k+16..32k+31)
+  __m256i mins;    // int16: min of sub-block j at 2j and 2j+1 (lines up with Q8_K's bsums)
+  float d, dmin;
+};
+
+// Q4_K/Q5_K: the eight 6-bit scales and mins of the 12 packed bytes, with 32-bit integer ops.
+inline void k_scales(const uint8_t* s12, KUnpacked& u) {
+  uint32_t a, b, c;
+  std::memcpy(&a, s12, 4);
+  std::memcpy(&b, s12 + 4, 4);
+  std::memcpy(&c, s12 + 8, 4);
+  const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+  const __m128i sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(uint64_t(sc_hi) << 32 | sc_lo)));
+  const __m128i mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(uint64_t(mn_hi) << 32 | mn_lo)));
+  u.scales = _mm256_set_m128i(_mm_unpackhi_epi16(sc, sc), _mm_unpacklo_epi16(sc, sc));
+  u.mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn), _mm_unpacklo_epi16(mn, mn));
+}
+
+inline void unpackK(const BlockQ4_K& b, KUnpacked& u) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int c = 0; c < 4; ++c) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u.q + 64 * c), _mm256_and_si256(v, m4));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+  }
+  k_scales(b.scales, u);
+  u.d = fp16(b.d);
+  u.dmin = fp16(b.dmin);
+}
+
+inline void unpackK(const BlockQ5_K& b, KUnpacked& u) {
+  const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+  for (int c = 0; c < 4; ++c) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+    const __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
+    const __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4);
+    h = _mm256_srli_epi16(h, 2);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u.q + 64 * c), _mm256_or_si256(_mm256_and_si256(v, m4), hlo));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(u.q + 64 * c + 32),
+                       _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), hhi));
+  }
+  k_scales(b.scales, u);
+  u.d = fp16(b.d);
+  u.dmin = fp16(b.dmin);
+}
+
+inline void unpackK(const BlockQ6_K& b, KUnpacked& u) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    auto high = [&](int shift) {
+      return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, shift), m2), 4);
+    };
+    const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, m4), high(0));
+    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), high(2));
+    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), high(4));
+    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), high(6));
+    int8_t* out = u.q + 128 * h;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi8(q0, off));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_sub_epi8(q1, off));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64), _mm256_sub_epi8(q2, off));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 96), _mm256_sub_epi8(q3, off));
+  }
+  u.scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+  u.mins = _mm256_setzero_si256();
+  u.d = fp16(b.d);
+  u.dmin = 0.0f;
+}
+
+// Integer parts of one unpacked super-block against Q8_K activations (equal to kparts()).
+inline void kparts_simd(const KUnpacked& w, const BlockQ8_K& a, int& isum, int& imin) {
+  // Scale vector for quants 32k..32k+31: dword k of w.scales broadcast, then its first int16
+  // spread over the low 8 lanes (first 16 quants) and its second over the high 8.
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  __m256i acc = _mm256_setzero_si256();
+  for (int k = 0; k < 8; ++k) {
+    const __m256i wq = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q + 32 * k));
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * k));
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
+    const __m256i sc = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(w.scales, _mm256_set1_epi32(k)), spread);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, sc));
+  }
+  isum = hsum_i32(acc);
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+  imin = hsum_i32(_mm256_madd_epi16(bs, w.mins));
+}
+
+template <bool kMin>
+inline float finishK(const float* acc, const float* accm) {
+  if constexpr (kMin) return reduce8(acc) - reduce8(accm);
+  return reduce8(acc);
+}
+
+// Raw weight row · Q8_K activations (matvec, vec_dot).
+template <class WB>
+float dotK_raw(const WB* w, size_t nb, const BlockQ8_K* a) {
+  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+  float acc[8] = {}, accm[8] = {};
+  KUnpacked u;
+  for (size_t b = 0; b < nb; ++b) {
+    unpackK(w[b], u);
+    int isum, imin;
+    kparts_simd(u, a[b], isum, imin);
+    k_accumulate<kMin>(u.d * a[b].d, u.dmin * a[b].d, isum, imin, acc[b % 8], accm[b % 8]);
+  }
+  return finishK<kMin>(acc, accm);
+}
+
+// Unpacked weight row · Q8_K activations (matmul).
+template <bool kMin>
+float dotK_unpacked(const KUnpacked* w, size_t nb, const BlockQ8_K* a) {
+  float acc[8] = {}, accm[8] = {};
+  for (size_t b = 0; b < nb; ++b) {
+    int isum, imin;
+    kparts_simd(w[b], a[b], isum, imin);
+    k_accumulate<kMin>(w[b].d * a[b].d, w[b].dmin * a[b].d, isum, imin, acc[b % 8], accm[b % 8]);
+  }
+  return finishK<kMin>(acc, accm);
+}
+
+// ---- float types ----
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own "undefined" vectors.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+struct VF32 {
+  static __m512 at(const void* p, size_t i) { return _mm512_loadu_ps(static_cast<const float*>(p) + i); }
+};
+struct VF16 {
+  static __m512 at(const void* p, size_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const f16_bits*>(p) + i)));
+  }
+};
+struct VBF16 {
+  static __m512 at(const void* p, size_t i) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const bf16_bits*>(p) + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+};
+template <class V, class L>
+float float_dot_simd(size_t n, const void* w, const void* a) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm512_fmadd_ps(V::at(w, i), V::at(a, i), a0);
+    a1 = _mm512_fmadd_ps(V::at(w, i + 16), V::at(a, i + 16), a1);
+  }
+  alignas(64) float acc[32];
+  _mm512_store_ps(acc, a0);
+  _mm512_store_ps(acc + 16, a1);
+  return float_dot_tail<L>(i, n, w, a, acc);
+}
+#pragma GCC diagnostic pop
+#else
+struct VF32 {
+  static __m256 at(const void* p, size_t i) { return _mm256_loadu_ps(static_cast<const float*>(p) + i); }
+};
+struct VF16 {
+  static __m256 at(const void* p, size_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const f16_bits*>(p) + i)));
+  }
+};
+struct VBF16 {
+  static __m256 at(const void* p, size_t i) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const bf16_bits*>(p) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+template <class V, class L>
+float float_dot_simd(size_t n, const void* w, const void* a) {
+  __m256 acc4[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) acc4[k] = vfmadd(V::at(w, i + 8 * k), V::at(a, i + 8 * k), acc4[k]);
+  alignas(32) float acc[32];
+  for (int k = 0; k < 4; ++k) _mm256_store_ps(acc + 8 * k, acc4[k]);
+  return float_dot_tail<L>(i, n, w, a, acc);
+}
+#endif
+
+#endif  // LOOM_QD_AVX2
+
+// ============================== 5. dispatch, threading ==============================
+
+// Activations prepared once for a row (or rows) of x, in the form the row kernels read.
+struct PreparedActs {
+  GgmlType wtype;
+  size_t cols = 0;
+  size_t row_stride = 0;  // bytes between prepared rows in `data`
+  std::vector<uint8_t> raw;  // activation_type rows (ggml layout)
+#if LOOM_QD_AVX2
+  std::vector<ActGroup> groups;  // 32-element types: ng groups per row
+  size_t ng = 0;
+#endif
+  const void* row(size_t t) const { return raw.data() + t * row_stride; }
+};
+
+void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_t n_rows, PreparedActs& p) {
+  p.wtype = wtype;
+  p.cols = cols;
+  p.row_stride = activation_row_bytes(wtype, cols);
+  p.raw.resize(p.row_stride * n_rows);
+  if (X)
+    for (size_t t = 0; t < n_rows; ++t) quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
+  else if (act)
+    std::memcpy(p.raw.data(), act, p.row_stride * n_rows);
+#if LOOM_QD_AVX2
+  if (!is_float_type(wtype) && !is_k_type(wtype)) {
+    const size_t nb = cols / kQK;
+    p.ng = (nb + 7) / 8;
+    p.groups.resize(p.ng * n_rows);
+    for (size_t t = 0; t < n_rows; ++t) {
+      if (activation_type(wtype) == GgmlType::Q8_1)
+        group_activations<BlockQ8_1>(p.row(t), nb, p.groups.data() + t * p.ng);
+      else
+        group_activations<BlockQ8_0>(p.row(t), nb, p.groups.data() + t * p.ng);
+    }
+  }
+#endif
+}
+
+// Dot of weight row `w` (raw) with prepared activation row t.
+float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t row) {
+#if LOOM_QD_AVX2
+  const size_t nb = n / block_elems(t);
+  const void* a = p.row(row);
+  switch (t) {
+    case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w, a);
+    case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w, a);
+    case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w, a);
+    case GgmlType::Q4_0: return dot32_raw(static_cast<const BlockQ4_0*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q4_1: return dot32_raw(static_cast<const BlockQ4_1*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q5_0: return dot32_raw(static_cast<const BlockQ5_0*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q5_1: return dot32_raw(static_cast<const BlockQ5_1*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q8_0: return dot32_raw(static_cast<const BlockQ8_0*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
+    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
+    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
+    default: bad("unsupported weight type");
+  }
+#else
+  return dot_scalar_impl(t, n, w, p.row(row));
+#endif
+}
+
+size_t row_bytes(GgmlType t, size_t cols) {
+  const TypeSize ts = type_size(t);
+  return cols / ts.block_elems * ts.block_bytes;
+}
+
+// Split [0, rows) into contiguous chunks, one per task, and run body(begin, end) on each.
+void parallel_rows(size_t rows, const ThreadHint& th, const std::function<void(size_t, size_t)>& body) {
+  size_t nt = static_cast<size_t>(std::max(1, th.threads));
+  nt = std::max<size_t>(1, std::min(nt, rows));
+  auto task = [&](size_t i) { body(rows * i / nt, rows * (i + 1) / nt); };
+  if (nt == 1) {
+    body(0, rows);
+  } else if (th.run) {
+    th.run(nt, task);
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(nt - 1);
+    for (size_t i = 1; i < nt; ++i) pool.emplace_back(task, i);
+    task(0);
+    for (auto& t : pool) t.join();
+  }
+}
+
+void matvec_prepared(GgmlType wtype, const void* W, size_t rows, size_t cols, const PreparedActs& p,
+                     float* y, const ThreadHint& th) {
+  const size_t rb = row_bytes(wtype, cols);
+  const uint8_t* w = static_cast<const uint8_t*>(W);
+  parallel_rows(rows, th, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) y[r] = row_dot(wtype, cols, w + r * rb, p, 0);
+  });
+}
+
+}  // namespace
+
+// ============================== public: conversions ==============================
+
+float f16_to_f32(f16_bits h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16;
+  const uint32_t e = (h >> 10) & 31, m = h & 0x3ff;
+  if (e == 0) {
+    const float v = static_cast<float>(m) * 0x1p-24f;  // zero or subnormal: exact
+    return sign ? -v : v;
+  }
+  if (e == 31) return bits_f32(sign | 0x7f800000u | (m << 13));
+  return bits_f32(sign | ((e + 112) << 23) | (m << 13));
+}
+
+f16_bits f32_to_f16(float f) {
+  const uint32_t x = f32_bits(f);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t ax = x & 0x7fffffff;
+  if (ax > 0x7f800000u) return static_cast<f16_bits>(sign | 0x7e00 | ((ax >> 13) & 0x3ff));  // NaN, quiet
+  if (ax >= 0x477ff000u) return static_cast<f16_bits>(sign | 0x7c00);  // rounds to infinity
+  if (ax < 0x38800000u) {  // below the smallest normal half: a multiple of 2^-24
+    const float scaled = bits_f32(ax) * 0x1p24f;  // exact
+    return static_cast<f16_bits>(sign | static_cast<uint32_t>(std::nearbyint(scaled)));
+  }
+  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ff);
+  const uint32_t rest = ax & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
+  return static_cast<f16_bits>(sign | h);
+}
+
+float bf16_to_f32(bf16_bits h) { return bits_f32(uint32_t(h) << 16); }
+
+bf16_bits f32_to_bf16(float f) {
+  const uint32_t u = f32_bits(f);
+  if ((u & 0x7fffffff) > 0x7f800000u) return static_cast<bf16_bits>((u >> 16) | 64);  // NaN, quiet
+  return static_cast<bf16_bits>((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+// ============================== public: activation quantization ==============================
+
+void quantize_row_q8_0(const float* x, void* dst, size_t n) {
+  if (n % kQK) bad("quantize_row_q8_0: n not a multiple of 32");
+  BlockQ8_0* y = static_cast<BlockQ8_0*>(dst);
+  for (size_t b = 0; b < n / kQK; ++b) {
+    float d;
+    quantize_block32(x + b * kQK, d, y[b].qs);
+    y[b].d = f32_to_f16(d);
+  }
+}
+
+void quantize_row_q8_1(const float* x, void* dst, size_t n) {
+  if (n % kQK) bad("quantize_row_q8_1: n not a multiple of 32");
+  BlockQ8_1* y = static_cast<BlockQ8_1*>(dst);
+  for (size_t b = 0; b < n / kQK; ++b) {
+    float d;
+    const int sum = quantize_block32(x + b * kQK, d, y[b].qs);
+    y[b].d = f32_to_f16(d);
+    y[b].s = f32_to_f16(d * static_cast<float>(sum));
+  }
+}
+
+void quantize_row_q8_K(const float* x, void* dst, size_t n) {
+  if (n % kQKK) bad("quantize_row_q8_K: n not a multiple of 256");
+  BlockQ8_K* y = static_cast<BlockQ8_K*>(dst);
+  for (size_t b = 0; b < n / kQKK; ++b, x += kQKK) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQKK; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[j];
+      }
+    }
+    BlockQ8_K& B = y[b];
+    if (amax == 0.0f) {
+      std::memset(&B, 0, sizeof B);
+      continue;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < kQKK; ++j) B.qs[j] = static_cast<int8_t>(std::min(127, round_even(iscale * x[j])));
+    for (int j = 0; j < kQKK / 16; ++j) {
+      int s = 0;
+      for (int i = 0; i < 16; ++i) s += B.qs[16 * j + i];
+      B.bsums[j] = static_cast<int16_t>(s);
+    }
+    B.d = 1.0f / iscale;
+  }
+}
+
+bool supports_weight_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+GgmlType activation_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return t;
+    case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: return GgmlType::Q8_0;
+    case GgmlType::Q4_1: case GgmlType::Q5_1: return GgmlType::Q8_1;
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: return GgmlType::Q8_K;
+    default: check_shape(t, 0, "activation_type"); return t;  // throws
+  }
+}
+
+size_t activation_row_bytes(GgmlType wtype, size_t n) {
+  check_shape(wtype, n, "activation_row_bytes");
+  const TypeSize ts = type_size(activation_type(wtype));
+  return n / ts.block_elems * ts.block_bytes;
+}
+
+void quantize_activations(GgmlType wtype, const float* x, void* dst, size_t n) {
+  check_shape(wtype, n, "quantize_activations");
+  switch (activation_type(wtype)) {
+    case GgmlType::F32: std::memcpy(dst, x, n * sizeof(float)); return;
+    case GgmlType::F16: {
+      f16_bits* h = static_cast<f16_bits*>(dst);
+      for (size_t i = 0; i < n; ++i) h[i] = f32_to_f16(x[i]);
+      return;
+    }
+    case GgmlType::BF16: {
+      bf16_bits* h = static_cast<bf16_bits*>(dst);
+      for (size_t i = 0; i < n; ++i) h[i] = f32_to_bf16(x[i]);
+      return;
+    }
+    case GgmlType::Q8_0: quantize_row_q8_0(x, dst, n); return;
+    case GgmlType::Q8_1: quantize_row_q8_1(x, dst, n); return;
+    case GgmlType::Q8_K: quantize_row_q8_K(x, dst, n); return;
+    default: bad("quantize_activations: no activation type");
+  }
+}
+
+// ============================== public: dot, matvec, matmul ==============================
+
+float vec_dot_scalar(GgmlType wtype, size_t n, const void* w_row, const void* act) {
+  check_shape(wtype, n, "vec_dot_scalar");
+  return dot_scalar_impl(wtype, n, w_row, act);
+}
+
+float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act) {
+  check_shape(wtype, n, "vec_dot");
+#if LOOM_QD_AVX2
+  if (!is_float_type(wtype) && !is_k_type(wtype)) {
+    thread_local PreparedActs p;
+    prepare(wtype, n, nullptr, act, 1, p);
+    return row_dot(wtype, n, w_row, p, 0);
+  }
+  switch (wtype) {  // float and K types read the ggml layout directly: no copy
+    case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w_row, act);
+    case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w_row, act);
+    case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w_row, act);
+    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
+    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
+    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
+    default: break;
+  }
+#endif
+  return dot_scalar_impl(wtype, n, w_row, act);
+}
+
+void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* x, float* y,
+            const ThreadHint& threads) {
+  check_shape(wtype, cols, "matvec");
+  PreparedActs p;
+  prepare(wtype, cols, x, nullptr, 1, p);
+  matvec_prepared(wtype, W, rows, cols, p, y, threads);
+}
+
+void matvec_act(GgmlType wtype, const void* W, size_t rows, size_t cols, const void* act, float* y,
+                const ThreadHint& threads) {
+  check_shape(wtype, cols, "matvec_act");
+  PreparedActs p;
+  prepare(wtype, cols, nullptr, act, 1, p);
+  matvec_prepared(wtype, W, rows, cols, p, y, threads);
+}
+
+namespace {
+
+// Rows are taken kRowTile at a time: each is unpacked once, then dotted with every token, so the
+// unpacked tile stays in L1/L2 while the activations stream past it.
+constexpr size_t kRowTile = 8;
+
+#if LOOM_QD_AVX2
+template <class WB>
+void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
+              size_t r0, size_t r1) {
+  constexpr bool kMin = has_min<WB>();
+  const size_t nb = cols / kQK, ng = p.ng;
+  const WB* w = static_cast<const WB*>(W);
+  std::vector<WGroup> tile(kRowTile * ng);
+  for (size_t rt = r0; rt < r1; rt += kRowTile) {
+    const size_t nr = std::min(kRowTile, r1 - rt);
+    for (size_t i = 0; i < nr; ++i) unpack_row(w + (rt + i) * nb, nb, tile.data() + i * ng);
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const ActGroup* a = p.groups.data() + t * ng;
+      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dot32_unpacked<kMin>(tile.data() + i * ng, ng, a);
+    }
+  }
+}
+
+template <class WB>
+void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
+             size_t r0, size_t r1) {
+  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+  const size_t nb = cols / kQKK;
+  const WB* w = static_cast<const WB*>(W);
+  std::vector<KUnpacked> tile(kRowTile * nb);
+  for (size_t rt = r0; rt < r1; rt += kRowTile) {
+    const size_t nr = std::min(kRowTile, r1 - rt);
+    for (size_t i = 0; i < nr; ++i)
+      for (size_t b = 0; b < nb; ++b) unpackK(w[(rt + i) * nb + b], tile[i * nb + b]);
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const BlockQ8_K* a = static_cast<const BlockQ8_K*>(p.row(t));
+      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dotK_unpacked<kMin>(tile.data() + i * nb, nb, a);
+    }
+  }
+}
+#endif
+
+// Float types (and the scalar build): the matvec row kernel, tiled the same way.
+void matmul_generic(GgmlType wtype, const void* W, size_t cols, const PreparedActs& p, size_t n_tokens,
+                    size_t rows, float* Y, size_t r0, size_t r1) {
+  const size_t rb = row_bytes(wtype, cols);
+  const uint8_t* w = static_cast<const uint8_t*>(W);
+  for (size_t rt = r0; rt < r1; rt += kRowTile) {
+    const size_t nr = std::min(kRowTile, r1 - rt);
+    for (size_t t = 0; t < n_tokens; ++t)
+      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = row_dot(wtype, cols, w + (rt + i) * rb, p, t);
+  }
+}
+
+}  // namespace
+
+void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* X, size_t n_tokens, float* Y,
+            const ThreadHint& threads) {
+  check_shape(wtype, cols, "matmul");
+  if (n_tokens == 0 || rows == 0) return;
+  PreparedActs p;
+  prepare(wtype, cols, X, nullptr, n_tokens, p);
+  parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
+#if LOOM_QD_AVX2
+    switch (wtype) {
+      case GgmlType::Q4_0: return matmul32<BlockQ4_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q4_1: return matmul32<BlockQ4_1>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q5_0: return matmul32<BlockQ5_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q5_1: return matmul32<BlockQ5_1>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q8_0: return matmul32<BlockQ8_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q4_K: return matmulK<BlockQ4_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q5_K: return matmulK<BlockQ5_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q6_K: return matmulK<BlockQ6_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      default: break;
+    }
+#endif
+    matmul_generic(wtype, W, cols, p, n_tokens, rows, Y, r0, r1);
+  });
+}
+
+}  // namespace loom::kernels
