@@ -56,9 +56,14 @@ void rms_norm(const float* x, const float* w, float* out, size_t n, float eps) {
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
+// GELU (tanh form) as ggml computes it on the CPU: through a table of f16 values indexed by the
+// input rounded to f16 (0 below -10, x above 10).
 float gelu_tanh(float x) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  float h = tensor::f16_to_f32(f32_to_f16(x));
   const float c = 0.797884560802865355f;  // sqrt(2/pi)
-  return 0.5f * x * (1.0f + std::tanh(c * x * (1.0f + 0.044715f * x * x)));
+  return tensor::f16_to_f32(f32_to_f16(0.5f * h * (1.0f + std::tanh(c * h * (1.0f + 0.044715f * h * h)))));
 }
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
