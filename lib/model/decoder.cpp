@@ -48,6 +48,16 @@ uint16_t f32_to_f16(float f) {
 #endif
 }
 
+// n f16 values widened to f32 (exact).
+void widen_f16(const uint16_t* in, float* out, size_t n) {
+  size_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+#endif
+  for (; i < n; ++i) out[i] = tensor::f16_to_f32(in[i]);
+}
+
 // x * w / rms(x), the sum of squares in double (as ggml).
 void rms_norm(const float* x, const float* w, float* out, size_t n, float eps) {
   double sum = 0;
@@ -255,16 +265,17 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
       size_t t = job / H, hh = job % H, kvh = hh / group;
       uint32_t p = pos + static_cast<uint32_t>(t);
       uint32_t first = sliding && c.sliding_window && p >= c.sliding_window ? p - c.sliding_window + 1 : 0;
-      thread_local std::vector<float> qh, sc;
+      thread_local std::vector<float> qh, sc, row;
       qh.resize(hd);
+      row.resize(std::max(hd, hdv));
       for (size_t i = 0; i < hd; ++i)  // q meets the f16 cache as f16 (as ggml converts it)
         qh[i] = tensor::f16_to_f32(f32_to_f16(q[t * q_dim + hh * hd + i]));
       sc.resize(p + 1 - first);
       float mx = -INFINITY;
       for (uint32_t j = first; j <= p; ++j) {
-        const uint16_t* kr = &k_cache_[(size_t{l} * opt_.n_ctx + j) * kv_dim + kvh * hd];
+        widen_f16(&k_cache_[(size_t{l} * opt_.n_ctx + j) * kv_dim + kvh * hd], row.data(), hd);
         float s = 0;
-        for (size_t i = 0; i < hd; ++i) s += qh[i] * tensor::f16_to_f32(kr[i]);
+        for (size_t i = 0; i < hd; ++i) s += qh[i] * row[i];
         s *= c.attn_scale;
         sc[j - first] = s;
         mx = std::max(mx, s);
@@ -279,8 +290,8 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
       std::fill(out, out + hdv, 0.0f);
       for (uint32_t j = first; j <= p; ++j) {
         float w = tensor::f16_to_f32(f32_to_f16(sc[j - first] * inv));
-        const uint16_t* vr = &v_cache_[(size_t{l} * opt_.n_ctx + j) * v_dim + kvh * hdv];
-        for (size_t i = 0; i < hdv; ++i) out[i] += w * tensor::f16_to_f32(vr[i]);
+        widen_f16(&v_cache_[(size_t{l} * opt_.n_ctx + j) * v_dim + kvh * hdv], row.data(), hdv);
+        for (size_t i = 0; i < hdv; ++i) out[i] += w * row[i];
       }
     });
     matmul(*L.wo, att.data(), n, o.data());
