@@ -151,20 +151,85 @@ int isum_block(const BlockQ8_0& w, const int8_t* a) {
   return s;
 }
 
+// A block's 32 weights as int8 in element order (Q4_1/Q5_1: their unsigned 0..31 values).
+void unpack32(const BlockQ4_0& w, int8_t* q) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<int8_t>((w.qs[j] & 15) - 8);
+    q[j + 16] = static_cast<int8_t>((w.qs[j] >> 4) - 8);
+  }
+}
+void unpack32(const BlockQ4_1& w, int8_t* q) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<int8_t>(w.qs[j] & 15);
+    q[j + 16] = static_cast<int8_t>(w.qs[j] >> 4);
+  }
+}
+void unpack32(const BlockQ5_0& w, int8_t* q) {
+  const uint32_t qh = load_qh(w.qh);
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<int8_t>(((w.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
+    q[j + 16] = static_cast<int8_t>(((w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+  }
+}
+void unpack32(const BlockQ5_1& w, int8_t* q) {
+  const uint32_t qh = load_qh(w.qh);
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<int8_t>((w.qs[j] & 15) | ((qh >> j) & 1) << 4);
+    q[j + 16] = static_cast<int8_t>((w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+  }
+}
+void unpack32(const BlockQ8_0& w, int8_t* q) { std::memcpy(q, w.qs, 32); }
+
+// The 32-element types in llama.cpp's x86 (AVX2) order, so that loom's sums round as llama.cpp's
+// do: lane i (0..7) of every block is the integer sum of elements 4i..4i+3; each block adds
+// d_w*d_x times it into float lane i with one fma; the lanes are summed as hsum_float_8
+// (reduce8). Q4_1/Q5_1 add m_w*s_x into one scalar, fused (ggml's C is built with contraction).
+template <typename WB, typename AB>
+float dot32_ggml(size_t nb, const WB* w, const AB* a) {
+  constexpr bool kMin = std::is_same_v<WB, BlockQ4_1> || std::is_same_v<WB, BlockQ5_1>;
+  float summs = 0;
+#if LOOM_QD_AVX2
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  alignas(32) int8_t q[32];
+  for (size_t b = 0; b < nb; ++b) {
+    unpack32(w[b], q);
+    const __m256i qx = _mm256_load_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
+    __m256i dot16;
+    if constexpr (kMin)
+      dot16 = _mm256_maddubs_epi16(qx, qy);  // unsigned weights
+    else
+      dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+    const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
+    const float dd = fp16(w[b].d) * fp16(a[b].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), lanes, acc);
+    if constexpr (kMin) summs = fmadd(fp16(w[b].m), fp16(a[b].s), summs);
+  }
+  alignas(32) float l[8];
+  _mm256_store_ps(l, acc);
+  return reduce8(l) + summs;
+#else
+  float acc[8] = {};
+  int8_t q[32];
+  for (size_t b = 0; b < nb; ++b) {
+    unpack32(w[b], q);
+    const float dd = fp16(w[b].d) * fp16(a[b].d);
+    for (int i = 0; i < 8; ++i) {
+      int p = 0;
+      for (int k = 4 * i; k < 4 * i + 4; ++k) p += q[k] * a[b].qs[k];
+      acc[i] = fmadd(dd, static_cast<float>(p), acc[i]);
+    }
+    if constexpr (kMin) summs = fmadd(fp16(w[b].m), fp16(a[b].s), summs);
+  }
+  return reduce8(acc) + summs;
+#endif
+}
+
 template <class WB, class AB>
 float dot32_scalar(size_t nb, const void* wv, const void* av) {
-  constexpr bool kMin = std::is_same_v<WB, BlockQ4_1> || std::is_same_v<WB, BlockQ5_1>;
-  const WB* w = static_cast<const WB*>(wv);
-  const AB* a = static_cast<const AB*>(av);
-  float acc[8] = {}, accm[8] = {};
-  for (size_t b = 0; b < nb; ++b) {
-    const int isum = isum_block(w[b], a[b].qs);
-    const float dd = fp16(w[b].d) * fp16(a[b].d);
-    acc[b % 8] = fmadd(dd, static_cast<float>(isum), acc[b % 8]);
-    if constexpr (kMin) accm[b % 8] = fmadd(fp16(w[b].m), fp16(a[b].s), accm[b % 8]);
-  }
-  if constexpr (kMin) return reduce8(acc) + reduce8(accm);
-  return reduce8(acc);
+  // llama.cpp's x86 order (see dot32_ggml)
+  return dot32_ggml<WB, AB>(nb, static_cast<const WB*>(wv), static_cast<const AB*>(av));
 }
 
 // The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block.
@@ -734,11 +799,11 @@ float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t
     case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w, a);
     case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w, a);
     case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w, a);
-    case GgmlType::Q4_0: return dot32_raw(static_cast<const BlockQ4_0*>(w), nb, p.groups.data() + row * p.ng);
-    case GgmlType::Q4_1: return dot32_raw(static_cast<const BlockQ4_1*>(w), nb, p.groups.data() + row * p.ng);
-    case GgmlType::Q5_0: return dot32_raw(static_cast<const BlockQ5_0*>(w), nb, p.groups.data() + row * p.ng);
-    case GgmlType::Q5_1: return dot32_raw(static_cast<const BlockQ5_1*>(w), nb, p.groups.data() + row * p.ng);
-    case GgmlType::Q8_0: return dot32_raw(static_cast<const BlockQ8_0*>(w), nb, p.groups.data() + row * p.ng);
+    case GgmlType::Q4_0: return dot32_ggml(nb, static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a));
+    case GgmlType::Q4_1: return dot32_ggml(nb, static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a));
+    case GgmlType::Q5_0: return dot32_ggml(nb, static_cast<const BlockQ5_0*>(w), static_cast<const BlockQ8_0*>(a));
+    case GgmlType::Q5_1: return dot32_ggml(nb, static_cast<const BlockQ5_1*>(w), static_cast<const BlockQ8_1*>(a));
+    case GgmlType::Q8_0: return dot32_ggml(nb, static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a));
     case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
     case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
     case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
@@ -1029,11 +1094,6 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
   parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
 #if LOOM_QD_AVX2
     switch (wtype) {
-      case GgmlType::Q4_0: return matmul32<BlockQ4_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q4_1: return matmul32<BlockQ4_1>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q5_0: return matmul32<BlockQ5_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q5_1: return matmul32<BlockQ5_1>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q8_0: return matmul32<BlockQ8_0>(W, cols, p, n_tokens, rows, Y, r0, r1);
       case GgmlType::Q4_K: return matmulK<BlockQ4_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
       case GgmlType::Q5_K: return matmulK<BlockQ5_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
       case GgmlType::Q6_K: return matmulK<BlockQ6_K>(W, cols, p, n_tokens, rows, Y, r0, r1);

@@ -75,7 +75,38 @@ float gelu_tanh(float x) {
   const float c = 0.797884560802865355f;  // sqrt(2/pi)
   return tensor::f16_to_f32(f32_to_f16(0.5f * h * (1.0f + std::tanh(c * h * (1.0f + 0.044715f * h * h)))));
 }
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+// exp(x) as ggml's vectorized CPU code computes it, lane by lane (a degree-5 polynomial after
+// range reduction by powers of two; llama.cpp's softmax and SiLU go through it).
+float ggml_expf(float x) {
+  auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; };
+  auto from = [](uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; };
+  const float r = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, r);
+  const float n = z - r;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const uint32_t e = bits(z) << 23;
+  const float k = from(e + bits(1.0f));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                           0x1.ffffecp-1f * b);
+  if (!(std::fabs(n) > 126.0f)) return std::fma(k, j, k);
+  const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+  const float s1 = from(g + 0x7f000000u), s2 = from(e - g);
+  if (std::fabs(n) > 192.0f) return s1 * s1;
+  return std::fma(s2, j, s2) * s1;
+}
+
+float silu(float x) { return x / (1.0f + ggml_expf(0.0f - x)); }
+
+// An f16 dot product as llama.cpp's CPU matmul (llamafile's tinyBLAS on AVX2) computes it for the
+// attention: one accumulator of 8 lanes (element i in lane i % 8), fused multiply-adds, the lanes
+// summed pairwise. n must be a multiple of 8.
+float dot_f16(const uint16_t* x, const uint16_t* y, size_t n) {
+  float acc[8] = {};
+  for (size_t i = 0; i < n; i += 8)
+    for (size_t l = 0; l < 8; ++l) acc[l] = std::fma(tensor::f16_to_f32(x[i + l]), tensor::f16_to_f32(y[i + l]), acc[l]);
+  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
 
 }  // namespace
 
@@ -224,8 +255,9 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
           b = i0 / 2 + d / 2;
         }
         float x0 = hv[a], x1 = hv[b];
-        hv[a] = x0 * cs - x1 * sn;
-        hv[b] = x0 * sn + x1 * cs;
+        // as ggml's compiled rotation: the first product fused with the rounded second
+        hv[a] = std::fma(x0, cs, -(x1 * sn));
+        hv[b] = std::fma(x0, sn, x1 * cs);
         theta *= theta_scale;
       }
     }
@@ -260,38 +292,39 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
       for (size_t i = 0; i < kv_dim; ++i) kc[i] = f32_to_f16(k[t * kv_dim + i]);
       for (size_t i = 0; i < v_dim; ++i) vc[i] = f32_to_f16(v[t * v_dim + i]);
     }
-    // attention, one (token, head) per task
+    // attention, one (token, head) per task, as llama.cpp computes it without flash attention:
+    // scores over n_kv cache cells (the used ones rounded up to 256; the rest masked) by f16 dot
+    // products, scaled, softmax through ggml's exp, then the f16 probabilities dotted with each
+    // value column over all n_kv cells.
+    const size_t n_kv = std::min<size_t>(opt_.n_ctx, std::max<size_t>(256, (size_t{pos} + n + 255) / 256 * 256));
     pool_->for_each(n * H, [&](size_t job) {
       size_t t = job / H, hh = job % H, kvh = hh / group;
       uint32_t p = pos + static_cast<uint32_t>(t);
       uint32_t first = sliding && c.sliding_window && p >= c.sliding_window ? p - c.sliding_window + 1 : 0;
-      thread_local std::vector<float> qh, sc, row;
+      thread_local std::vector<uint16_t> qh, probs, col;
+      thread_local std::vector<float> w;
       qh.resize(hd);
-      row.resize(std::max(hd, hdv));
-      for (size_t i = 0; i < hd; ++i)  // q meets the f16 cache as f16 (as ggml converts it)
-        qh[i] = tensor::f16_to_f32(f32_to_f16(q[t * q_dim + hh * hd + i]));
-      sc.resize(p + 1 - first);
+      for (size_t i = 0; i < hd; ++i) qh[i] = f32_to_f16(q[t * q_dim + hh * hd + i]);
+      w.assign(n_kv, -INFINITY);
       float mx = -INFINITY;
       for (uint32_t j = first; j <= p; ++j) {
-        widen_f16(&k_cache_[(size_t{l} * opt_.n_ctx + j) * kv_dim + kvh * hd], row.data(), hd);
-        float s = 0;
-        for (size_t i = 0; i < hd; ++i) s += qh[i] * row[i];
-        s *= c.attn_scale;
-        sc[j - first] = s;
-        mx = std::max(mx, s);
+        w[j] = dot_f16(&k_cache_[(size_t{l} * opt_.n_ctx + j) * kv_dim + kvh * hd], qh.data(), hd) * c.attn_scale;
+        mx = std::max(mx, w[j]);
       }
       double sum = 0;
-      for (float& s : sc) {
-        s = std::exp(s - mx);
-        sum += s;
+      for (size_t j0 = 0; j0 < n_kv; j0 += 8) {  // n_kv is a multiple of 256
+        float e[8];
+        for (size_t l = 0; l < 8; ++l) e[l] = w[j0 + l] = ggml_expf(w[j0 + l] - mx);
+        sum += static_cast<double>(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
       }
-      float inv = static_cast<float>(1.0 / sum);
+      const float inv = static_cast<float>(1.0 / sum);
+      probs.resize(n_kv);
+      for (size_t j = 0; j < n_kv; ++j) probs[j] = f32_to_f16(w[j] * inv);
       float* out = &att[t * H * hdv + hh * hdv];
-      std::fill(out, out + hdv, 0.0f);
-      for (uint32_t j = first; j <= p; ++j) {
-        float w = tensor::f16_to_f32(f32_to_f16(sc[j - first] * inv));
-        widen_f16(&v_cache_[(size_t{l} * opt_.n_ctx + j) * v_dim + kvh * hdv], row.data(), hdv);
-        for (size_t i = 0; i < hdv; ++i) out[i] += w * row[i];
+      col.resize(n_kv);
+      for (size_t i = 0; i < hdv; ++i) {
+        for (size_t j = 0; j < n_kv; ++j) col[j] = v_cache_[(size_t{l} * opt_.n_ctx + j) * v_dim + kvh * hdv + i];
+        out[i] = dot_f16(col.data(), probs.data(), n_kv);
       }
     });
     matmul(*L.wo, att.data(), n, o.data());
