@@ -114,43 +114,6 @@ inline uint32_t load_qh(const uint8_t* qh) {
   return uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
 }
 
-// Integer dot of one 32-element weight block with 32 activation quants.
-int isum_block(const BlockQ4_0& w, const int8_t* a) {
-  int s = 0;
-  for (int j = 0; j < 16; ++j) s += ((w.qs[j] & 15) - 8) * a[j] + ((w.qs[j] >> 4) - 8) * a[j + 16];
-  return s;
-}
-int isum_block(const BlockQ4_1& w, const int8_t* a) {
-  int s = 0;
-  for (int j = 0; j < 16; ++j) s += (w.qs[j] & 15) * a[j] + (w.qs[j] >> 4) * a[j + 16];
-  return s;
-}
-int isum_block(const BlockQ5_0& w, const int8_t* a) {
-  const uint32_t qh = load_qh(w.qh);
-  int s = 0;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = ((w.qs[j] & 15) | ((qh >> j) & 1) << 4) - 16;
-    const int hi = ((w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
-    s += lo * a[j] + hi * a[j + 16];
-  }
-  return s;
-}
-int isum_block(const BlockQ5_1& w, const int8_t* a) {
-  const uint32_t qh = load_qh(w.qh);
-  int s = 0;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = (w.qs[j] & 15) | ((qh >> j) & 1) << 4;
-    const int hi = (w.qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-    s += lo * a[j] + hi * a[j + 16];
-  }
-  return s;
-}
-int isum_block(const BlockQ8_0& w, const int8_t* a) {
-  int s = 0;
-  for (int j = 0; j < 32; ++j) s += w.qs[j] * a[j];
-  return s;
-}
-
 // A block's 32 weights as int8 in element order (Q4_1/Q5_1: their unsigned 0..31 values).
 void unpack32(const BlockQ4_0& w, int8_t* q) {
   for (int j = 0; j < 16; ++j) {
@@ -188,28 +151,6 @@ template <typename WB, typename AB>
 float dot32_ggml(size_t nb, const WB* w, const AB* a) {
   constexpr bool kMin = std::is_same_v<WB, BlockQ4_1> || std::is_same_v<WB, BlockQ5_1>;
   float summs = 0;
-#if LOOM_QD_AVX2
-  __m256 acc = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  alignas(32) int8_t q[32];
-  for (size_t b = 0; b < nb; ++b) {
-    unpack32(w[b], q);
-    const __m256i qx = _mm256_load_si256(reinterpret_cast<const __m256i*>(q));
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
-    __m256i dot16;
-    if constexpr (kMin)
-      dot16 = _mm256_maddubs_epi16(qx, qy);  // unsigned weights
-    else
-      dot16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-    const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
-    const float dd = fp16(w[b].d) * fp16(a[b].d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), lanes, acc);
-    if constexpr (kMin) summs = fmadd(fp16(w[b].m), fp16(a[b].s), summs);
-  }
-  alignas(32) float l[8];
-  _mm256_store_ps(l, acc);
-  return reduce8(l) + summs;
-#else
   float acc[8] = {};
   int8_t q[32];
   for (size_t b = 0; b < nb; ++b) {
@@ -223,7 +164,6 @@ float dot32_ggml(size_t nb, const WB* w, const AB* a) {
     if constexpr (kMin) summs = fmadd(fp16(w[b].m), fp16(a[b].s), summs);
   }
   return reduce8(acc) + summs;
-#endif
 }
 
 template <class WB, class AB>
@@ -384,17 +324,6 @@ inline __m256i dot_i8(__m256i w, __m256i a) {
 #endif
 }
 
-// Eight vectors of 8 int32 -> one vector holding the total of each.
-inline __m256i hsum8x8(const __m256i* p) {
-  const __m256i s01 = _mm256_hadd_epi32(p[0], p[1]);
-  const __m256i s23 = _mm256_hadd_epi32(p[2], p[3]);
-  const __m256i s45 = _mm256_hadd_epi32(p[4], p[5]);
-  const __m256i s67 = _mm256_hadd_epi32(p[6], p[7]);
-  const __m256i a = _mm256_hadd_epi32(s01, s23);
-  const __m256i b = _mm256_hadd_epi32(s45, s67);
-  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-}
-
 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -440,123 +369,80 @@ inline float wmin(const WB& b) {
   else return 0.0f;
 }
 
-// Activations of the 32-element types, regrouped 8 blocks at a time: quants contiguous, scales as
-// floats. A partial last group is padded with zero blocks (d = s = 0), which leave every lane
-// unchanged, so no path needs a tail loop.
-struct alignas(32) ActGroup {
-  int8_t q[256];
-  float d[8];
-  float s[8];  // Q8_1's s (zero for Q8_0)
-};
-// Weight rows unpacked for matmul, the same grouping.
-struct alignas(32) WGroup {
-  int8_t q[256];
-  float d[8];
-  float m[8];
-};
+// f16 -> f32 in one instruction (exact, like fp16()).
+inline float h2f(f16_bits h) { return _cvtsh_ss(h); }
 
-template <class AB>
-void group_activations(const void* av, size_t nb, ActGroup* g) {
-  const AB* a = static_cast<const AB*>(av);
-  const size_t ng = (nb + 7) / 8;
-  std::memset(static_cast<void*>(g), 0, ng * sizeof(ActGroup));
-  for (size_t b = 0; b < nb; ++b) {
-    ActGroup& G = g[b / 8];
-    std::memcpy(G.q + 32 * (b % 8), a[b].qs, 32);
-    G.d[b % 8] = fp16(a[b].d);
-    if constexpr (std::is_same_v<AB, BlockQ8_1>) G.s[b % 8] = fp16(a[b].s);
-  }
-}
-
+// The 8 int32 lane sums (lane i: elements 4i..4i+3) of one unpacked weight block with 32
+// activation quants. Signed weights go through |w| and sign(a, w) (wabs = |w|); Q4_1/Q5_1
+// weights (0..31) are unsigned already.
 template <class WB>
-void unpack_row(const WB* w, size_t nb, WGroup* g) {
-  const size_t ng = (nb + 7) / 8;
-  std::memset(static_cast<void*>(g), 0, ng * sizeof(WGroup));
-  for (size_t b = 0; b < nb; ++b) {
-    WGroup& G = g[b / 8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(G.q + 32 * (b % 8)), unpack(w[b]));
-    G.d[b % 8] = fp16(w[b].d);
-    G.m[b % 8] = wmin(w[b]);
+inline __m256i lane_isums(__m256i wq, __m256i wabs, __m256i a) {
+  __m256i u = wq;
+  if constexpr (!has_min<WB>()) {
+    u = wabs;
+    a = _mm256_sign_epi8(a, wq);
   }
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, a);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, a);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1));
+#endif
 }
 
-// The group step shared by every 32-element path: 8 int sums, then one fma per lane.
-template <bool kMin>
-inline void group_step(const __m256i* p, __m256 wd, __m256 wm, const ActGroup& A, __m256& acc,
-                       __m256& accm) {
-  const __m256 isum = _mm256_cvtepi32_ps(hsum8x8(p));
-  acc = vfmadd(_mm256_mul_ps(wd, _mm256_load_ps(A.d)), isum, acc);
-  if constexpr (kMin) accm = vfmadd(wm, _mm256_load_ps(A.s), accm);
+// hsum_float_8's tree: ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), the same as reduce8.
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
 }
 
-template <bool kMin>
-inline float finish32(__m256 acc, __m256 accm) {
-  alignas(32) float a[8], m[8];
-  _mm256_store_ps(a, acc);
-  if constexpr (!kMin) return reduce8(a);
-  _mm256_store_ps(m, accm);
-  return reduce8(a) + reduce8(m);
-}
+// Activation scales of a 32-element-type row as floats: d per block (and Q8_1's s).
+struct Act32 {
+  const uint8_t* raw;  // the activation row, ggml blocks
+  size_t stride;       // bytes per block (34 for Q8_0, 36 for Q8_1)
+  const float* d;
+  const float* s;
+  const int8_t* qs(size_t b) const { return reinterpret_cast<const int8_t*>(raw + b * stride + (stride - 32)); }
+};
 
-// Eight f16 fields -> 8 floats, without a round trip through memory (that would stall).
-template <class F>
-inline __m256 halves8(F get) {
-  return _mm256_cvtph_ps(_mm_setr_epi16(static_cast<short>(get(0)), static_cast<short>(get(1)),
-                                        static_cast<short>(get(2)), static_cast<short>(get(3)),
-                                        static_cast<short>(get(4)), static_cast<short>(get(5)),
-                                        static_cast<short>(get(6)), static_cast<short>(get(7))));
-}
-
-// One raw weight row · grouped activations (matvec, vec_dot).
-template <class WB>
-float dot32_raw(const WB* w, size_t nb, const ActGroup* ag) {
+// An R x T tile of outputs (R weight rows, T tokens), each computed exactly as dot32_ggml: per
+// block, the lane sums times d_w*d_x accumulated with one fma per lane; Q4_1/Q5_1 add m_w*s_x
+// into a scalar with one fma; hsum8 at the end. The weight blocks are unpacked once per tile.
+template <class WB, int R, int T>
+inline void tile32(const WB* w, size_t nb, const Act32* act, float* const* out) {
   constexpr bool kMin = has_min<WB>();
-  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-  size_t g = 0;
-  for (; (g + 1) * 8 <= nb; ++g) {  // whole groups
-    const WB* blk = w + g * 8;
-    const ActGroup& A = ag[g];
-    __m256i p[8];
-    for (int k = 0; k < 8; ++k)
-      p[k] = dot_i8(unpack(blk[k]), _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
-    const __m256 wd = halves8([&](int k) { return blk[k].d; });
-    __m256 wm = _mm256_setzero_ps();
-    if constexpr (kMin) wm = halves8([&](int k) { return blk[k].m; });
-    group_step<kMin>(p, wd, wm, A, acc, accm);
-  }
-  if (g * 8 < nb) {  // a partial last group, padded with zero blocks
-    const size_t b0 = g * 8, cnt = nb - b0;
-    const ActGroup& A = ag[g];
-    __m256i p[8];
-    alignas(32) float wd[8] = {}, wm[8] = {};
-    for (size_t k = 0; k < 8; ++k) {
-      if (k < cnt) {
-        p[k] = dot_i8(unpack(w[b0 + k]), _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
-        wd[k] = fp16(w[b0 + k].d);
-        wm[k] = wmin(w[b0 + k]);
-      } else {
-        p[k] = _mm256_setzero_si256();
+  __m256 acc[R][T];
+  float summs[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      acc[r][t] = _mm256_setzero_ps();
+      summs[r][t] = 0.0f;
+    }
+  for (size_t b = 0; b < nb; ++b) {
+    __m256i wq[R], wa[R];
+    float dw[R], mw[R];
+    for (int r = 0; r < R; ++r) {
+      const WB& blk = w[r * nb + b];
+      wq[r] = unpack(blk);
+      wa[r] = has_min<WB>() ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
+      dw[r] = h2f(blk.d);
+      if constexpr (kMin) mw[r] = h2f(blk.m);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t].qs(b)));
+      const float dx = act[t].d[b];
+      for (int r = 0; r < R; ++r) {
+        const __m256 lanes = _mm256_cvtepi32_ps(lane_isums<WB>(wq[r], wa[r], a));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), lanes, acc[r][t]);
+        if constexpr (kMin) summs[r][t] = fmadd(mw[r], act[t].s[b], summs[r][t]);
       }
     }
-    group_step<kMin>(p, _mm256_load_ps(wd), _mm256_load_ps(wm), A, acc, accm);
   }
-  return finish32<kMin>(acc, accm);
-}
-
-// One unpacked weight row · grouped activations (matmul).
-template <bool kMin>
-float dot32_unpacked(const WGroup* wg, size_t ng, const ActGroup* ag) {
-  __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-  for (size_t g = 0; g < ng; ++g) {
-    const WGroup& W = wg[g];
-    const ActGroup& A = ag[g];
-    __m256i p[8];
-    for (int k = 0; k < 8; ++k)
-      p[k] = dot_i8(_mm256_load_si256(reinterpret_cast<const __m256i*>(W.q + 32 * k)),
-                    _mm256_load_si256(reinterpret_cast<const __m256i*>(A.q + 32 * k)));
-    group_step<kMin>(p, _mm256_load_ps(W.d), _mm256_load_ps(W.m), A, acc, accm);
-  }
-  return finish32<kMin>(acc, accm);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[t][r] = hsum8(acc[r][t]) + summs[r][t];
 }
 
 // ---- K types: a super-block unpacked to 256 int8 quants and its scales as vectors ----
@@ -760,8 +646,12 @@ struct PreparedActs {
   size_t row_stride = 0;  // bytes between prepared rows in `data`
   std::vector<uint8_t> raw;  // activation_type rows (ggml layout)
 #if LOOM_QD_AVX2
-  std::vector<ActGroup> groups;  // 32-element types: ng groups per row
-  size_t ng = 0;
+  std::vector<float> d, s;  // 32-element types: each block's d (and Q8_1's s) as floats, nb per row
+  size_t nb = 0;
+  Act32 act32(size_t t) const {
+    const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+    return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb};
+  }
 #endif
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
 };
@@ -777,18 +667,61 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
     std::memcpy(p.raw.data(), act, p.row_stride * n_rows);
 #if LOOM_QD_AVX2
   if (!is_float_type(wtype) && !is_k_type(wtype)) {
-    const size_t nb = cols / kQK;
-    p.ng = (nb + 7) / 8;
-    p.groups.resize(p.ng * n_rows);
-    for (size_t t = 0; t < n_rows; ++t) {
-      if (activation_type(wtype) == GgmlType::Q8_1)
-        group_activations<BlockQ8_1>(p.row(t), nb, p.groups.data() + t * p.ng);
-      else
-        group_activations<BlockQ8_0>(p.row(t), nb, p.groups.data() + t * p.ng);
-    }
+    p.nb = cols / kQK;
+    const bool q81 = activation_type(wtype) == GgmlType::Q8_1;
+    p.d.resize(p.nb * n_rows);
+    p.s.resize(q81 ? p.nb * n_rows : 0);
+    for (size_t t = 0; t < n_rows; ++t)
+      for (size_t b = 0; b < p.nb; ++b) {
+        if (q81) {
+          const BlockQ8_1& B = static_cast<const BlockQ8_1*>(p.row(t))[b];
+          p.d[t * p.nb + b] = h2f(B.d);
+          p.s[t * p.nb + b] = h2f(B.s);
+        } else {
+          p.d[t * p.nb + b] = h2f(static_cast<const BlockQ8_0*>(p.row(t))[b].d);
+        }
+      }
   }
 #endif
 }
+
+#if LOOM_QD_AVX2
+template <class WB>
+float dot32_row(const void* w, size_t nb, const PreparedActs& p, size_t t) {
+  const Act32 a = p.act32(t);
+  float y;
+  float* out[1] = {&y};
+  tile32<WB, 1, 1>(static_cast<const WB*>(w), nb, &a, out);
+  return y;
+}
+
+// Rows [r0, r1) of W (32-element type) times tokens [0, n_tokens): R rows at a time, T tokens at a
+// time, the row tile's blocks unpacked once per token tile. Y[t * ldy + r].
+template <class WB>
+void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t ldy, float* Y, size_t r0,
+              size_t r1) {
+  const size_t nb = cols / kQK;
+  const WB* w = static_cast<const WB*>(W);
+  constexpr int R = 4, T = 4;
+  auto run = [&]<int RR, int TT>(size_t r, size_t t) {
+    Act32 a[TT];
+    float* out[TT];
+    for (int k = 0; k < TT; ++k) {
+      a[k] = p.act32(t + k);
+      out[k] = Y + (t + k) * ldy + r;
+    }
+    tile32<WB, RR, TT>(w + r * nb, nb, a, out);
+  };
+  auto rows_of = [&]<int RR>(size_t r) {
+    size_t t = 0;
+    for (; t + T <= n_tokens; t += T) run.template operator()<RR, T>(r, t);
+    for (; t < n_tokens; ++t) run.template operator()<RR, 1>(r, t);
+  };
+  size_t r = r0;
+  for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
+  for (; r < r1; ++r) rows_of.template operator()<1>(r);
+}
+#endif
 
 // Dot of weight row `w` (raw) with prepared activation row t.
 float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t row) {
@@ -799,11 +732,11 @@ float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t
     case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w, a);
     case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w, a);
     case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w, a);
-    case GgmlType::Q4_0: return dot32_ggml(nb, static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a));
-    case GgmlType::Q4_1: return dot32_ggml(nb, static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a));
-    case GgmlType::Q5_0: return dot32_ggml(nb, static_cast<const BlockQ5_0*>(w), static_cast<const BlockQ8_0*>(a));
-    case GgmlType::Q5_1: return dot32_ggml(nb, static_cast<const BlockQ5_1*>(w), static_cast<const BlockQ8_1*>(a));
-    case GgmlType::Q8_0: return dot32_ggml(nb, static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a));
+    case GgmlType::Q4_0: return dot32_row<BlockQ4_0>(w, nb, p, row);
+    case GgmlType::Q4_1: return dot32_row<BlockQ4_1>(w, nb, p, row);
+    case GgmlType::Q5_0: return dot32_row<BlockQ5_0>(w, nb, p, row);
+    case GgmlType::Q5_1: return dot32_row<BlockQ5_1>(w, nb, p, row);
+    case GgmlType::Q8_0: return dot32_row<BlockQ8_0>(w, nb, p, row);
     case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
     case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
     case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
@@ -837,11 +770,30 @@ void parallel_rows(size_t rows, const ThreadHint& th, const std::function<void(s
   }
 }
 
+// The 32-element types' tiled kernel for rows [r0, r1); false for other types.
+bool matmul32_rows(GgmlType wtype, const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t ldy,
+                   float* Y, size_t r0, size_t r1) {
+#if LOOM_QD_AVX2
+  switch (wtype) {
+    case GgmlType::Q4_0: matmul32<BlockQ4_0>(W, cols, p, n_tokens, ldy, Y, r0, r1); return true;
+    case GgmlType::Q4_1: matmul32<BlockQ4_1>(W, cols, p, n_tokens, ldy, Y, r0, r1); return true;
+    case GgmlType::Q5_0: matmul32<BlockQ5_0>(W, cols, p, n_tokens, ldy, Y, r0, r1); return true;
+    case GgmlType::Q5_1: matmul32<BlockQ5_1>(W, cols, p, n_tokens, ldy, Y, r0, r1); return true;
+    case GgmlType::Q8_0: matmul32<BlockQ8_0>(W, cols, p, n_tokens, ldy, Y, r0, r1); return true;
+    default: return false;
+  }
+#else
+  (void)wtype, (void)W, (void)cols, (void)p, (void)n_tokens, (void)ldy, (void)Y, (void)r0, (void)r1;
+  return false;
+#endif
+}
+
 void matvec_prepared(GgmlType wtype, const void* W, size_t rows, size_t cols, const PreparedActs& p,
                      float* y, const ThreadHint& th) {
   const size_t rb = row_bytes(wtype, cols);
   const uint8_t* w = static_cast<const uint8_t*>(W);
   parallel_rows(rows, th, [&](size_t r0, size_t r1) {
+    if (matmul32_rows(wtype, W, cols, p, 1, rows, y, r0, r1)) return;
     for (size_t r = r0; r < r1; ++r) y[r] = row_dot(wtype, cols, w + r * rb, p, 0);
   });
 }
@@ -1036,23 +988,6 @@ constexpr size_t kRowTile = 8;
 
 #if LOOM_QD_AVX2
 template <class WB>
-void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
-              size_t r0, size_t r1) {
-  constexpr bool kMin = has_min<WB>();
-  const size_t nb = cols / kQK, ng = p.ng;
-  const WB* w = static_cast<const WB*>(W);
-  std::vector<WGroup> tile(kRowTile * ng);
-  for (size_t rt = r0; rt < r1; rt += kRowTile) {
-    const size_t nr = std::min(kRowTile, r1 - rt);
-    for (size_t i = 0; i < nr; ++i) unpack_row(w + (rt + i) * nb, nb, tile.data() + i * ng);
-    for (size_t t = 0; t < n_tokens; ++t) {
-      const ActGroup* a = p.groups.data() + t * ng;
-      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dot32_unpacked<kMin>(tile.data() + i * ng, ng, a);
-    }
-  }
-}
-
-template <class WB>
 void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
              size_t r0, size_t r1) {
   constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
@@ -1100,6 +1035,7 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
       default: break;
     }
 #endif
+    if (matmul32_rows(wtype, W, cols, p, n_tokens, rows, Y, r0, r1)) return;
     matmul_generic(wtype, W, cols, p, n_tokens, rows, Y, r0, r1);
   });
 }

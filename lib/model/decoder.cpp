@@ -48,16 +48,6 @@ uint16_t f32_to_f16(float f) {
 #endif
 }
 
-// n f16 values widened to f32 (exact).
-void widen_f16(const uint16_t* in, float* out, size_t n) {
-  size_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
-#endif
-  for (; i < n; ++i) out[i] = tensor::f16_to_f32(in[i]);
-}
-
 // x * w / rms(x), the sum of squares in double (as ggml).
 void rms_norm(const float* x, const float* w, float* out, size_t n, float eps) {
   double sum = 0;
@@ -66,14 +56,22 @@ void rms_norm(const float* x, const float* w, float* out, size_t n, float eps) {
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
-// GELU (tanh form) as ggml computes it on the CPU: through a table of f16 values indexed by the
-// input rounded to f16 (0 below -10, x above 10).
+// GELU (tanh form) as ggml computes it on the CPU: a table of f16 results indexed by the input
+// rounded to f16 (0 at or below -10, x at or above 10). The table is built once, from the same
+// formula.
 float gelu_tanh(float x) {
   if (x <= -10.0f) return 0.0f;
   if (x >= 10.0f) return x;
-  float h = tensor::f16_to_f32(f32_to_f16(x));
-  const float c = 0.797884560802865355f;  // sqrt(2/pi)
-  return tensor::f16_to_f32(f32_to_f16(0.5f * h * (1.0f + std::tanh(c * h * (1.0f + 0.044715f * h * h)))));
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(65536);
+    const float c = 0.797884560802865355f;  // sqrt(2/pi)
+    for (uint32_t i = 0; i < 65536; ++i) {
+      const float h = tensor::f16_to_f32(static_cast<uint16_t>(i));
+      t[i] = f32_to_f16(0.5f * h * (1.0f + std::tanh(c * h * (1.0f + 0.044715f * h * h))));
+    }
+    return t;
+  }();
+  return tensor::f16_to_f32(table[f32_to_f16(x)]);
 }
 // exp(x) as ggml's vectorized CPU code computes it, lane by lane (a degree-5 polynomial after
 // range reduction by powers of two; llama.cpp's softmax and SiLU go through it).
@@ -98,15 +96,61 @@ float ggml_expf(float x) {
 
 float silu(float x) { return x / (1.0f + ggml_expf(0.0f - x)); }
 
-// An f16 dot product as llama.cpp's CPU matmul (llamafile's tinyBLAS on AVX2) computes it for the
-// attention: one accumulator of 8 lanes (element i in lane i % 8), fused multiply-adds, the lanes
-// summed pairwise. n must be a multiple of 8.
-float dot_f16(const uint16_t* x, const uint16_t* y, size_t n) {
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define LOOM_DEC_SIMD 1
+// ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), as ggml's and tinyBLAS's 8-lane sums.
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+// ggml_expf on 8 lanes; lanes far out of range (|n| > 126) go through the scalar form.
+inline __m256 expf8(__m256 x) {
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  const __m256 n = _mm256_sub_ps(z, r);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+  const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+  const __m256 far = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+  if (_mm256_movemask_ps(far)) {
+    alignas(32) float in[8];
+    _mm256_store_ps(in, x);
+    for (float& v : in) v = ggml_expf(v);
+    return _mm256_load_ps(in);
+  }
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+  return _mm256_fmadd_ps(k, j, k);
+}
+inline __m256 load_h8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+// f32 -> f16 -> f32 on 8 lanes (round to nearest even).
+inline __m256 round_h8(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+#else
+#define LOOM_DEC_SIMD 0
+#endif
+
+// The dot of an f16 row with f16-valued floats as llama.cpp's CPU matmul (tinyBLAS on AVX2) does
+// it for attention: one 8-lane accumulator (element i in lane i % 8), fused multiply-adds, the
+// lanes summed as hsum8. n is a multiple of 8.
+float dot_hq(const uint16_t* k, const float* q, size_t n) {
+#if LOOM_DEC_SIMD
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(load_h8(k + i), _mm256_loadu_ps(q + i), acc);
+  return hsum8(acc);
+#else
   float acc[8] = {};
   for (size_t i = 0; i < n; i += 8)
-    for (size_t l = 0; l < 8; ++l) acc[l] = std::fma(tensor::f16_to_f32(x[i + l]), tensor::f16_to_f32(y[i + l]), acc[l]);
+    for (size_t l = 0; l < 8; ++l) acc[l] = std::fma(tensor::f16_to_f32(k[i + l]), q[i + l], acc[l]);
   return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+#endif
 }
+
+float round_f16(float x) { return tensor::f16_to_f32(f32_to_f16(x)); }
 
 }  // namespace
 
@@ -188,9 +232,10 @@ Decoder::Decoder(std::shared_ptr<const gguf::File> file, DecoderOptions opt) : f
     L.up = need(p + "ffn_up.weight", c.n_embd, c.n_ff);
     L.down = need(p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
-  size_t per_layer = size_t{opt_.n_ctx} * kv_dim;
-  k_cache_.assign(per_layer * c.n_layer, 0);
-  v_cache_.assign(size_t{opt_.n_ctx} * v_dim * c.n_layer, 0);
+  if (opt_.n_seq == 0) throw usage_error("the decoder needs at least one sequence");
+  // new[] without initialization: the pages stay untouched (and out of the RSS) until written
+  k_cache_.reset(new uint16_t[size_t{opt_.n_seq} * c.n_layer * opt_.n_ctx * kv_dim]);
+  v_cache_.reset(new uint16_t[size_t{opt_.n_seq} * c.n_layer * opt_.n_ctx * v_dim]);
   pool_ = std::make_unique<ThreadPool>(std::max(1u, opt_.threads));
 }
 
@@ -214,12 +259,112 @@ void Decoder::matmul(const Weight& w, const float* x, size_t n, float* y) {
     kernels::matmul(w.type, w.data, w.rows, w.cols, x, n, y, hint);
 }
 
+uint16_t* Decoder::k_at(uint32_t seq, uint32_t layer, uint32_t pos) const {
+  const size_t kv_dim = size_t{cfg_.n_head_kv} * cfg_.head_dim;
+  return k_cache_.get() + ((size_t{seq} * cfg_.n_layer + layer) * opt_.n_ctx + pos) * kv_dim;
+}
+
+uint16_t* Decoder::v_col(uint32_t seq, uint32_t layer, size_t i) const {
+  const size_t v_dim = size_t{cfg_.n_head_kv} * cfg_.head_dim_v;
+  return v_cache_.get() + ((size_t{seq} * cfg_.n_layer + layer) * v_dim + i) * opt_.n_ctx;
+}
+
+void Decoder::copy_sequence(uint32_t src, uint32_t dst, uint32_t n) {
+  if (src >= opt_.n_seq || dst >= opt_.n_seq) throw usage_error(fmt::format("sequence {} or {} is past the {} the decoder holds", src, dst, opt_.n_seq));
+  if (n > opt_.n_ctx) throw usage_error(fmt::format("{} positions do not fit the context of {}", n, opt_.n_ctx));
+  if (src == dst || n == 0) return;
+  const size_t kv_dim = size_t{cfg_.n_head_kv} * cfg_.head_dim, v_dim = size_t{cfg_.n_head_kv} * cfg_.head_dim_v;
+  for (uint32_t l = 0; l < cfg_.n_layer; ++l) {
+    std::memcpy(k_at(dst, l, 0), k_at(src, l, 0), size_t{n} * kv_dim * sizeof(uint16_t));
+    for (size_t i = 0; i < v_dim; ++i) std::memcpy(v_col(dst, l, i), v_col(src, l, i), size_t{n} * sizeof(uint16_t));
+  }
+}
+
 std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t pos, bool all_logits) {
+  if (tokens.empty()) return {};
+  if (size_t{pos} + tokens.size() > opt_.n_ctx)
+    throw usage_error(fmt::format("{} tokens at position {} do not fit the context of {}", tokens.size(), pos, opt_.n_ctx));
+  std::vector<BatchToken> batch(tokens.size());
+  for (size_t t = 0; t < tokens.size(); ++t)
+    batch[t] = {.token = tokens[t], .pos = pos + static_cast<uint32_t>(t), .seq = 0, .logits = all_logits || t + 1 == tokens.size()};
+  return decode(batch);
+}
+
+// One query head of one token against its sequence's cache, as llama.cpp computes attention
+// without flash attention: scores q·k over the cache cells by f16 dot products (q rounded to
+// f16), scaled; cells outside [first, p] masked; softmax through ggml's exp with the sum in
+// double over 8-cell groups; probabilities rounded to f16; each value column dotted with them.
+// llama.cpp runs over the whole padded cache window; masked cells add exact zeros there, so only
+// the 8-cell groups that touch [first, p] are visited here (same lanes, same sums).
+static void attend_head(const float* q, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols, size_t hd, size_t hdv,
+                 uint32_t first, uint32_t p, float scale, float* out) {
+  thread_local std::vector<float> qh, w;
+  qh.resize(hd);
+  for (size_t i = 0; i < hd; ++i) qh[i] = round_f16(q[i]);
+  const uint32_t g0 = first / 8 * 8, g1 = (p / 8 + 1) * 8;  // [g0, g1): whole 8-cell groups
+  w.assign(g1 - g0, 0.0f);
+  float* wv = w.data() - g0;  // wv[j] for j in [g0, g1)
+  float mx = -INFINITY;
+  for (uint32_t j = first; j <= p; ++j) {
+    wv[j] = dot_hq(K + size_t{j} * k_stride, qh.data(), hd) * scale;
+    mx = std::max(mx, wv[j]);
+  }
+  double sum = 0;
+  for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
+#if LOOM_DEC_SIMD
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i lo = _mm256_set1_epi32(static_cast<int>(first) - 1), hi = _mm256_set1_epi32(static_cast<int>(p) + 1);
+    __m256 live = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(idx, lo), _mm256_cmpgt_epi32(hi, idx)));
+    __m256 e = _mm256_and_ps(expf8(_mm256_sub_ps(_mm256_loadu_ps(wv + j0), _mm256_set1_ps(mx))), live);
+    _mm256_storeu_ps(wv + j0, e);
+    sum += static_cast<double>(hsum8(e));
+#else
+    float e[8];
+    for (uint32_t l = 0; l < 8; ++l) {
+      uint32_t j = j0 + l;
+      e[l] = wv[j] = (j >= first && j <= p) ? ggml_expf(wv[j] - mx) : 0.0f;
+    }
+    sum += static_cast<double>(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
+#endif
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (uint32_t j = g0; j < g1; ++j) wv[j] = round_f16(wv[j] * inv);
+  // value columns; the cells past p (unwritten) are read as zero
+#if LOOM_DEC_SIMD
+  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+      _mm256_set1_epi32(static_cast<int>(p) + 1), _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+  for (size_t i = 0; i < hdv; ++i) {
+    const uint16_t* col = vcols[i];
+    __m256 acc = _mm256_setzero_ps();
+    uint32_t j0 = g0;
+    for (; j0 + 8 < g1; j0 += 8) acc = _mm256_fmadd_ps(load_h8(col + j0), _mm256_loadu_ps(wv + j0), acc);
+    acc = _mm256_fmadd_ps(_mm256_and_ps(load_h8(col + j0), tail), _mm256_loadu_ps(wv + j0), acc);
+    out[i] = hsum8(acc);
+  }
+#else
+  for (size_t i = 0; i < hdv; ++i) {
+    float acc[8] = {};
+    for (uint32_t j0 = g0; j0 < g1; j0 += 8)
+      for (uint32_t l = 0; l < 8; ++l) {
+        uint32_t j = j0 + l;
+        float v = j <= p ? tensor::f16_to_f32(vcols[i][j]) : 0.0f;
+        acc[l] = std::fma(v, wv[j], acc[l]);
+      }
+    out[i] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+  }
+#endif
+}
+
+std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
   const Config& c = cfg_;
-  size_t n = tokens.size();
+  const size_t n = batch.size();
   if (n == 0) return {};
-  if (size_t{pos} + n > opt_.n_ctx)
-    throw usage_error(fmt::format("{} tokens at position {} do not fit the context of {}", n, pos, opt_.n_ctx));
+  for (const BatchToken& b : batch) {
+    if (b.seq >= opt_.n_seq) throw usage_error(fmt::format("sequence {} is past the {} the decoder holds", b.seq, opt_.n_seq));
+    if (b.pos >= opt_.n_ctx) throw usage_error(fmt::format("position {} does not fit the context of {}", b.pos, opt_.n_ctx));
+    if (b.token < 0 || static_cast<uint32_t>(b.token) >= c.n_vocab)
+      throw input_error(fmt::format("token id {} is outside the vocabulary of {}", b.token, c.n_vocab));
+  }
   const size_t E = c.n_embd, hd = c.head_dim, hdv = c.head_dim_v, H = c.n_head, Hkv = c.n_head_kv;
   const size_t q_dim = H * hd, kv_dim = Hkv * hd, v_dim = Hkv * hdv, F = c.n_ff;
   std::vector<float> x(n * E), h(n * E), q(n * q_dim), k(n * kv_dim), v(n * v_dim), att(n * H * hdv), o(n * E);
@@ -229,40 +374,45 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
     auto ts = kernels::type_size(embd_->type);
     size_t row_bytes = E / ts.block_elems * ts.block_bytes;
     for (size_t t = 0; t < n; ++t) {
-      int32_t id = tokens[t];
-      if (id < 0 || static_cast<uint32_t>(id) >= c.n_vocab)
-        throw input_error(fmt::format("token id {} is outside the vocabulary of {}", id, c.n_vocab));
-      tensor::dequantize_row(embd_->type, static_cast<const char*>(embd_->data) + size_t(id) * row_bytes, &x[t * E], E);
+      tensor::dequantize_row(embd_->type, static_cast<const char*>(embd_->data) + size_t(batch[t].token) * row_bytes, &x[t * E], E);
       if (c.embd_scale != 1.0f)
         for (size_t i = 0; i < E; ++i) x[t * E + i] *= c.embd_scale;
     }
   }
-  // RoPE angles per position: theta_i = p * base^(-2i/d), built by repeated multiplication (as ggml)
-  auto rope = [&](float* vec, size_t n_heads, uint32_t p, float base) {
-    const size_t d = c.rope_dims;
-    const float theta_scale = std::pow(base, -2.0f / static_cast<float>(d));
-    for (size_t hh = 0; hh < n_heads; ++hh) {
-      float* hv = vec + hh * hd;
-      float theta = static_cast<float>(p) / c.rope_scale;
-      for (size_t i0 = 0; i0 < d; i0 += 2) {
-        float cs = std::cos(theta), sn = std::sin(theta);
-        size_t a, b;
-        if (c.rope == RopeStyle::Normal) {
-          a = i0;
-          b = i0 + 1;
-        } else {
-          a = i0 / 2;
-          b = i0 / 2 + d / 2;
-        }
-        float x0 = hv[a], x1 = hv[b];
-        // as ggml's compiled rotation: the first product fused with the rounded second
-        hv[a] = std::fma(x0, cs, -(x1 * sn));
-        hv[b] = std::fma(x0, sn, x1 * cs);
+  // RoPE: theta_i = p * base^(-2i/d), built by repeated multiplication (as ggml); the cos/sin
+  // tables are made once per token and base, then applied to every head.
+  const size_t half = c.rope_dims / 2;
+  std::vector<float> rope_cs(n * half * 2), rope_cs_local;
+  auto rope_table = [&](float base, std::vector<float>& tab) {
+    tab.resize(n * half * 2);
+    const float theta_scale = std::pow(base, -2.0f / static_cast<float>(c.rope_dims));
+    for (size_t t = 0; t < n; ++t) {
+      float theta = static_cast<float>(batch[t].pos) / c.rope_scale;
+      for (size_t i = 0; i < half; ++i) {
+        tab[(t * half + i) * 2] = std::cos(theta);
+        tab[(t * half + i) * 2 + 1] = std::sin(theta);
         theta *= theta_scale;
       }
     }
   };
+  rope_table(c.rope_base, rope_cs);
+  bool any_sliding = false;
+  for (uint32_t l = 0; l < c.n_layer; ++l) any_sliding = any_sliding || c.layer_sliding[l];
+  if (any_sliding && c.rope_base_local != c.rope_base) rope_table(c.rope_base_local, rope_cs_local);
+  auto rope = [&](float* vec, size_t n_heads, const float* cs) {
+    for (size_t hh = 0; hh < n_heads; ++hh) {
+      float* hv = vec + hh * hd;
+      for (size_t i = 0; i < half; ++i) {
+        const size_t a = c.rope == RopeStyle::Normal ? 2 * i : i, b = c.rope == RopeStyle::Normal ? 2 * i + 1 : i + half;
+        const float x0 = hv[a], x1 = hv[b], co = cs[2 * i], sn = cs[2 * i + 1];
+        // as ggml's compiled rotation: the first product fused with the rounded second
+        hv[a] = std::fma(x0, co, -(x1 * sn));
+        hv[b] = std::fma(x0, sn, x1 * co);
+      }
+    }
+  };
   const size_t group = H / Hkv;
+  std::vector<const uint16_t*> vcols(n * H * hdv);
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[l];
     for (size_t t = 0; t < n; ++t) rms_norm(&x[t * E], L.attn_norm->f32.data(), &h[t * E], E, c.rms_eps);
@@ -278,54 +428,27 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
     add_bias(L.bk, k.data(), kv_dim);
     add_bias(L.bv, v.data(), v_dim);
     const bool sliding = c.layer_sliding[l];
-    const float base = sliding ? c.rope_base_local : c.rope_base;
+    const std::vector<float>& cs = sliding && !rope_cs_local.empty() ? rope_cs_local : rope_cs;
     for (size_t t = 0; t < n; ++t) {
       if (L.q_norm)
         for (size_t hh = 0; hh < H; ++hh) rms_norm(&q[t * q_dim + hh * hd], L.q_norm->f32.data(), &q[t * q_dim + hh * hd], hd, c.rms_eps);
       if (L.k_norm)
         for (size_t hh = 0; hh < Hkv; ++hh) rms_norm(&k[t * kv_dim + hh * hd], L.k_norm->f32.data(), &k[t * kv_dim + hh * hd], hd, c.rms_eps);
-      rope(&q[t * q_dim], H, pos + static_cast<uint32_t>(t), base);
-      rope(&k[t * kv_dim], Hkv, pos + static_cast<uint32_t>(t), base);
+      rope(&q[t * q_dim], H, &cs[t * half * 2]);
+      rope(&k[t * kv_dim], Hkv, &cs[t * half * 2]);
       // into the cache as f16
-      uint16_t* kc = &k_cache_[(size_t{l} * opt_.n_ctx + pos + t) * kv_dim];
-      uint16_t* vc = &v_cache_[(size_t{l} * opt_.n_ctx + pos + t) * v_dim];
+      uint16_t* kc = k_at(batch[t].seq, l, batch[t].pos);
       for (size_t i = 0; i < kv_dim; ++i) kc[i] = f32_to_f16(k[t * kv_dim + i]);
-      for (size_t i = 0; i < v_dim; ++i) vc[i] = f32_to_f16(v[t * v_dim + i]);
+      for (size_t i = 0; i < v_dim; ++i) v_col(batch[t].seq, l, i)[batch[t].pos] = f32_to_f16(v[t * v_dim + i]);
     }
-    // attention, one (token, head) per task, as llama.cpp computes it without flash attention:
-    // scores over n_kv cache cells (the used ones rounded up to 256; the rest masked) by f16 dot
-    // products, scaled, softmax through ggml's exp, then the f16 probabilities dotted with each
-    // value column over all n_kv cells.
-    const size_t n_kv = std::min<size_t>(opt_.n_ctx, std::max<size_t>(256, (size_t{pos} + n + 255) / 256 * 256));
     pool_->for_each(n * H, [&](size_t job) {
-      size_t t = job / H, hh = job % H, kvh = hh / group;
-      uint32_t p = pos + static_cast<uint32_t>(t);
-      uint32_t first = sliding && c.sliding_window && p >= c.sliding_window ? p - c.sliding_window + 1 : 0;
-      thread_local std::vector<uint16_t> qh, probs, col;
-      thread_local std::vector<float> w;
-      qh.resize(hd);
-      for (size_t i = 0; i < hd; ++i) qh[i] = f32_to_f16(q[t * q_dim + hh * hd + i]);
-      w.assign(n_kv, -INFINITY);
-      float mx = -INFINITY;
-      for (uint32_t j = first; j <= p; ++j) {
-        w[j] = dot_f16(&k_cache_[(size_t{l} * opt_.n_ctx + j) * kv_dim + kvh * hd], qh.data(), hd) * c.attn_scale;
-        mx = std::max(mx, w[j]);
-      }
-      double sum = 0;
-      for (size_t j0 = 0; j0 < n_kv; j0 += 8) {  // n_kv is a multiple of 256
-        float e[8];
-        for (size_t l = 0; l < 8; ++l) e[l] = w[j0 + l] = ggml_expf(w[j0 + l] - mx);
-        sum += static_cast<double>(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      probs.resize(n_kv);
-      for (size_t j = 0; j < n_kv; ++j) probs[j] = f32_to_f16(w[j] * inv);
-      float* out = &att[t * H * hdv + hh * hdv];
-      col.resize(n_kv);
-      for (size_t i = 0; i < hdv; ++i) {
-        for (size_t j = 0; j < n_kv; ++j) col[j] = v_cache_[(size_t{l} * opt_.n_ctx + j) * v_dim + kvh * hdv + i];
-        out[i] = dot_f16(col.data(), probs.data(), n_kv);
-      }
+      const size_t t = job / H, hh = job % H, kvh = hh / group;
+      const uint32_t p = batch[t].pos, seq = batch[t].seq;
+      const uint32_t first = sliding && c.sliding_window && p >= c.sliding_window ? p - c.sliding_window + 1 : 0;
+      const uint16_t** cols = &vcols[job * hdv];
+      for (size_t i = 0; i < hdv; ++i) cols[i] = v_col(seq, l, kvh * hdv + i);
+      attend_head(&q[t * q_dim + hh * hd], k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, c.attn_scale,
+                  &att[t * H * hdv + hh * hdv]);
     });
     matmul(*L.wo, att.data(), n, o.data());
     for (size_t t = 0; t < n; ++t) {
@@ -335,17 +458,21 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
     }
     matmul(*L.gate, h.data(), n, g.data());
     matmul(*L.up, h.data(), n, u.data());
-    for (size_t i = 0; i < n * F; ++i) g[i] = (c.act == Activation::Silu ? silu(g[i]) : gelu_tanh(g[i])) * u[i];
+    if (c.act == Activation::Silu)
+      for (size_t i = 0; i < n * F; ++i) g[i] = silu(g[i]) * u[i];
+    else
+      for (size_t i = 0; i < n * F; ++i) g[i] = gelu_tanh(g[i]) * u[i];
     matmul(*L.down, g.data(), n, o.data());
     for (size_t t = 0; t < n; ++t) {
       if (L.post_ffn_norm) rms_norm(&o[t * E], L.post_ffn_norm->f32.data(), &o[t * E], E, c.rms_eps);
       for (size_t i = 0; i < E; ++i) x[t * E + i] += o[t * E + i];
     }
   }
-  size_t first_out = all_logits ? 0 : n - 1, n_out = n - first_out;
-  for (size_t t = first_out; t < n; ++t) rms_norm(&x[t * E], out_norm_->f32.data(), &h[(t - first_out) * E], E, c.rms_eps);
+  size_t n_out = 0;
+  for (size_t t = 0; t < n; ++t)
+    if (batch[t].logits) rms_norm(&x[t * E], out_norm_->f32.data(), &h[n_out++ * E], E, c.rms_eps);
   std::vector<float> logits(n_out * c.n_vocab);
-  matmul(*output_, h.data(), n_out, logits.data());
+  if (n_out) matmul(*output_, h.data(), n_out, logits.data());
   return logits;
 }
 

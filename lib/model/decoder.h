@@ -6,6 +6,14 @@
 //   model::Decoder m(file, {.n_ctx = 2048, .threads = 2});
 //   std::vector<float> logits = m.forward(tokens, /*pos=*/0, /*all_logits=*/false);  // last position
 //   logits = m.forward({next}, tokens.size());                                      // one more token
+//
+// Several sequences (batch generation, beams, --n samples) share one forward pass through
+// decode(): each token names its sequence and position; each sequence has its own KV cache of
+// n_ctx positions (memory is touched only as positions are written).
+//
+//   model::Decoder m(file, {.n_ctx = 1024, .threads = 2, .n_seq = 16});
+//   auto logits = m.decode({{.token = a, .pos = 7, .seq = 0, .logits = true},
+//                           {.token = b, .pos = 3, .seq = 1, .logits = true}});  // 2 x n_vocab
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,8 +32,18 @@ class File;
 namespace loom::model {
 
 struct DecoderOptions {
-  uint32_t n_ctx = 2048;   // positions the KV cache holds
+  uint32_t n_ctx = 2048;   // positions the KV cache holds, per sequence
   unsigned threads = 1;
+  uint32_t n_seq = 1;      // sequences with a KV cache of their own
+};
+
+// One token of a batch: `token` at position `pos` of sequence `seq`; its logits are returned when
+// `logits` is set.
+struct BatchToken {
+  int32_t token = 0;
+  uint32_t pos = 0;
+  uint32_t seq = 0;
+  bool logits = false;
 };
 
 class Decoder {
@@ -44,6 +62,18 @@ class Decoder {
   // pos + n exceeds n_ctx; (BadInput) for a token id outside the vocabulary.
   std::vector<float> forward(const std::vector<int32_t>& tokens, uint32_t pos, bool all_logits = false);
 
+  // Runs a batch of tokens of any sequences at once: every token's keys and values go into its
+  // sequence's cache at its position first, then each token attends to positions <= its own of
+  // its sequence (earlier positions must have been filled by earlier calls or this batch).
+  // Returns the logits of the tokens marked `logits`, in batch order (count x n_vocab).
+  // loom::Error (Usage) for a position >= n_ctx or a sequence >= n_seq; (BadInput) for a token id
+  // outside the vocabulary.
+  std::vector<float> decode(const std::vector<BatchToken>& batch);
+
+  // Copies positions [0, n) of sequence src's cache to sequence dst (a shared prompt, beams).
+  void copy_sequence(uint32_t src, uint32_t dst, uint32_t n);
+  uint32_t n_seq() const { return opt_.n_seq; }
+
  private:
   struct Weight;
   struct Layer;
@@ -59,7 +89,12 @@ class Decoder {
   const Weight* embd_ = nullptr;
   const Weight* out_norm_ = nullptr;
   const Weight* output_ = nullptr;
-  std::vector<uint16_t> k_cache_, v_cache_;  // [layer][pos][n_head_kv * head_dim] as f16
+  // f16 caches. K: [seq][layer][pos][n_head_kv * head_dim]; V transposed, so that a value
+  // column is contiguous: [seq][layer][n_head_kv * head_dim_v][pos]. Allocated without being
+  // written: pages are touched only as positions are filled.
+  std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
+  uint16_t* k_at(uint32_t seq, uint32_t layer, uint32_t pos) const;
+  uint16_t* v_col(uint32_t seq, uint32_t layer, size_t i) const;  // column i (of n_head_kv*head_dim_v)
   std::unique_ptr<ThreadPool> pool_;
 };
 
