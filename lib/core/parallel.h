@@ -11,6 +11,10 @@
 //   pool.for_each(batch.size(), [&](size_t i) { process(batch[i]); });
 //
 // Work is handed out one index at a time, so uneven items balance.
+//
+// SpinPool: the same interface for loops that come back within microseconds (a model's forward
+// pass runs hundreds per token): between loops the workers spin for a while before they sleep,
+// so a loop starts without a system call. Use it only where the loops are that frequent.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -61,6 +65,26 @@ class ThreadPool {
   uint64_t generation_ = 0;
   unsigned busy_ = 0;
   bool stop_ = false;
+};
+
+class SpinPool {
+ public:
+  explicit SpinPool(unsigned threads);
+  ~SpinPool();
+  SpinPool(const SpinPool&) = delete;
+  SpinPool& operator=(const SpinPool&) = delete;
+
+  void for_each(size_t n, const std::function<void(size_t)>& fn);
+
+ private:
+  void worker();
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<unsigned> done_{0}, sleepers_{0};
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(size_t)>* job_ = nullptr;
+  size_t n_ = 0;
 };
 
 }  // namespace loom

@@ -236,7 +236,7 @@ Decoder::Decoder(std::shared_ptr<const gguf::File> file, DecoderOptions opt) : f
   // new[] without initialization: the pages stay untouched (and out of the RSS) until written
   k_cache_.reset(new uint16_t[size_t{opt_.n_seq} * c.n_layer * opt_.n_ctx * kv_dim]);
   v_cache_.reset(new uint16_t[size_t{opt_.n_seq} * c.n_layer * opt_.n_ctx * v_dim]);
-  pool_ = std::make_unique<ThreadPool>(std::max(1u, opt_.threads));
+  pool_ = std::make_unique<SpinPool>(std::max(1u, opt_.threads));
 }
 
 Decoder::~Decoder() = default;

@@ -23,7 +23,7 @@
 #include "loom/model/config.h"
 
 namespace loom {
-class ThreadPool;
+class SpinPool;
 }
 namespace loom::gguf {
 class File;
@@ -95,7 +95,7 @@ class Decoder {
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   uint16_t* k_at(uint32_t seq, uint32_t layer, uint32_t pos) const;
   uint16_t* v_col(uint32_t seq, uint32_t layer, size_t i) const;  // column i (of n_head_kv*head_dim_v)
-  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<SpinPool> pool_;
 };
 
 }  // namespace loom::model
