@@ -760,7 +760,10 @@ void parallel_rows(size_t rows, const ThreadHint& th, const std::function<void(s
   if (nt == 1) {
     body(0, rows);
   } else if (th.run) {
-    th.run(nt, task);
+    // a pool hands tasks out as threads come free: a few chunks per thread keep one that is late
+    // or descheduled from holding the others up
+    const size_t nc = std::max(nt, std::min(4 * nt, rows / 64));
+    th.run(nc, [&](size_t i) { body(rows * i / nc, rows * (i + 1) / nc); });
   } else {
     std::vector<std::thread> pool;
     pool.reserve(nt - 1);

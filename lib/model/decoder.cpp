@@ -150,7 +150,41 @@ float dot_hq(const uint16_t* k, const float* q, size_t n) {
 #endif
 }
 
-float round_f16(float x) { return tensor::f16_to_f32(f32_to_f16(x)); }
+// The same dot in the order of ggml_vec_dot_f16 on AVX2, which llama.cpp uses when a batch
+// has one token (tinyBLAS declines n < 2): four 8-lane accumulators over 32-element steps
+// (element i in accumulator (i % 32) / 8, lane i % 8), combined as (a0+a2)+(a1+a3), then the 8
+// lanes as ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)); elements past the last whole step are added
+// in double.
+float dot_hq_vec(const uint16_t* k, const float* q, size_t n) {
+  const size_t np = n & ~size_t{31};
+#if LOOM_DEC_SIMD
+  __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (size_t i = 0; i < np; i += 32)
+    for (size_t c = 0; c < 4; ++c) a[c] = _mm256_fmadd_ps(load_h8(k + i + 8 * c), _mm256_loadu_ps(q + i + 8 * c), a[c]);
+  const __m256 r = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+  const __m128 t1 = _mm_hadd_ps(t0, t0);
+  double sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+#else
+  float a[4][8] = {};
+  for (size_t i = 0; i < np; i += 32)
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t l = 0; l < 8; ++l) a[c][l] = std::fma(tensor::f16_to_f32(k[i + 8 * c + l]), q[i + 8 * c + l], a[c][l]);
+  float r[8];
+  for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+  double sum = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
+#endif
+  for (size_t i = np; i < n; ++i) sum += static_cast<double>(tensor::f16_to_f32(k[i]) * q[i]);
+  return static_cast<float>(sum);
+}
+
+float round_f16(float x) {
+#if LOOM_DEC_SIMD
+  return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
+#else
+  return tensor::f16_to_f32(f32_to_f16(x));
+#endif
+}
 
 }  // namespace
 
@@ -297,7 +331,7 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
 // llama.cpp runs over the whole padded cache window; masked cells add exact zeros there, so only
 // the 8-cell groups that touch [first, p] are visited here (same lanes, same sums).
 static void attend_head(const float* q, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols, size_t hd, size_t hdv,
-                 uint32_t first, uint32_t p, float scale, float* out) {
+                 uint32_t first, uint32_t p, float scale, bool one_token, float* out) {
   thread_local std::vector<float> qh, w;
   qh.resize(hd);
   for (size_t i = 0; i < hd; ++i) qh[i] = round_f16(q[i]);
@@ -306,7 +340,7 @@ static void attend_head(const float* q, const uint16_t* K, size_t k_stride, cons
   float* wv = w.data() - g0;  // wv[j] for j in [g0, g1)
   float mx = -INFINITY;
   for (uint32_t j = first; j <= p; ++j) {
-    wv[j] = dot_hq(K + size_t{j} * k_stride, qh.data(), hd) * scale;
+    wv[j] = (one_token ? dot_hq_vec : dot_hq)(K + size_t{j} * k_stride, qh.data(), hd) * scale;
     mx = std::max(mx, wv[j]);
   }
   double sum = 0;
@@ -330,6 +364,21 @@ static void attend_head(const float* q, const uint16_t* K, size_t k_stride, cons
   const float inv = static_cast<float>(1.0 / sum);
   for (uint32_t j = g0; j < g1; ++j) wv[j] = round_f16(wv[j] * inv);
   // value columns; the cells past p (unwritten) are read as zero
+  if (one_token) {
+    // ggml_vec_dot_f16's order over the n_kv cells (see dot_hq_vec); the skipped groups before g0
+    // and after g1 would add exact zeros
+    thread_local std::vector<uint16_t> col;
+    thread_local std::vector<float> probs;
+    const size_t len = (g1 + 31) / 32 * 32;
+    probs.assign(len, 0.0f);
+    col.assign(len, 0);
+    std::copy(wv + g0, wv + g1, probs.begin() + g0);
+    for (size_t i = 0; i < hdv; ++i) {
+      std::copy(vcols[i] + g0, vcols[i] + p + 1, col.begin() + g0);
+      out[i] = dot_hq_vec(col.data() + g0 / 32 * 32, probs.data() + g0 / 32 * 32, len - g0 / 32 * 32);
+    }
+    return;
+  }
 #if LOOM_DEC_SIMD
   const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
       _mm256_set1_epi32(static_cast<int>(p) + 1), _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
@@ -413,6 +462,11 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
   };
   const size_t group = H / Hkv;
   std::vector<const uint16_t*> vcols(n * H * hdv);
+  // A sequence with one token in this batch gets its attention in the order llama.cpp uses for a
+  // one-token batch (see dot_hq_vec); one with more, tinyBLAS's. So each sequence's logits are
+  // what llama.cpp computes for it alone, whatever else shares the batch.
+  std::vector<uint32_t> seq_tokens(opt_.n_seq, 0);
+  for (const BatchToken& b : batch) ++seq_tokens[b.seq];
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     const Layer& L = layers_[l];
     for (size_t t = 0; t < n; ++t) rms_norm(&x[t * E], L.attn_norm->f32.data(), &h[t * E], E, c.rms_eps);
@@ -448,7 +502,7 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
       const uint16_t** cols = &vcols[job * hdv];
       for (size_t i = 0; i < hdv; ++i) cols[i] = v_col(seq, l, kvh * hdv + i);
       attend_head(&q[t * q_dim + hh * hd], k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, c.attn_scale,
-                  &att[t * H * hdv + hh * hdv]);
+                  seq_tokens[seq] == 1, &att[t * H * hdv + hh * hdv]);
     });
     matmul(*L.wo, att.data(), n, o.data());
     for (size_t t = 0; t < n; ++t) {

@@ -2,10 +2,10 @@
 // position of 256-token texts (top 16 and log-sum-exp), and its own consistency (a batch gives
 // what token-by-token decoding gives). Skips with a reason when a model file is absent.
 //
-// Status: the issue asks for the argmax identical except near ties and identical greedy
-// continuations; loom is not there yet (SmolLM2: mean |diff| of the top-16 logits ~0.17, argmax
-// differs at ~3% of positions). The bounds below guard against regressions until it is; they
-// are not the issue's bounds.
+// SmolLM2 (Q4_1, Q8_0) is computed in llama.cpp's exact float order, so its logits are held to
+// equality (up to the 6 significant digits the golden keeps) and its greedy continuations must
+// be identical. Gemma 3 (Q4_K, Q6_K, Q5_0, Q8_0) is not there yet: its K-quant dot products still
+// sum in loom's own order, and the bounds below only guard against regressions.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -111,12 +111,48 @@ size_t texts_to_check() {
   return env ? static_cast<size_t>(std::atoi(env)) : 3;
 }
 
-TEST(DecoderParity, SmolLM2LogitsNearLlamaCpp) {
+TEST(DecoderParity, SmolLM2LogitsEqualLlamaCpp) {
   Stats st;
   compare_logits("smollm2", texts_to_check(), st);
   if (st.positions == 0) return;
-  EXPECT_LT(st.sum_top / double(st.n_top), 0.25);
-  EXPECT_LT(double(st.argmax_differs), 0.06 * double(st.positions));
+  EXPECT_LT(st.max_top, 1e-4);  // the golden's floats went through 6-digit JSON
+  EXPECT_LT(st.max_lse, 1e-4);
+  EXPECT_EQ(st.argmax_differs, 0u);
+}
+
+// Greedy continuations (128 tokens after a 64-token prompt) against llama.cpp's.
+void compare_greedy(const std::string& name, size_t max_texts, size_t& identical, size_t& texts) {
+  fs::path mp = model_path(name);
+  std::string gold = kGolden + name + "-greedy.jsonl";
+  if (!fs::exists(mp)) GTEST_SKIP() << "no " << mp;
+  auto file = std::make_shared<gguf::File>(gguf::File::open(mp.string()));
+  model::Decoder m(file, {.n_ctx = 512, .threads = 2});
+  auto in = io::Input::open(gold);
+  io::JsonlReader reader(*in);
+  io::Record r;
+  identical = texts = 0;
+  while (texts < max_texts && reader.next(r)) {
+    std::vector<int64_t> p64 = int_array(*r.raw("prompt")), want = int_array(*r.raw("greedy"));
+    std::vector<int32_t> ids(p64.begin(), p64.end());
+    std::vector<float> logits = m.forward(ids, 0);
+    size_t same = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      if (next != want[i]) break;
+      ++same;
+      ids.push_back(next);
+      if (i + 1 < want.size()) logits = m.forward({next}, static_cast<uint32_t>(ids.size() - 1));
+    }
+    std::printf("[   info   ] %s greedy text %zu: %zu of %zu tokens identical\n", name.c_str(), texts, same, want.size());
+    identical += same == want.size();
+    ++texts;
+  }
+}
+
+TEST(DecoderParity, SmolLM2GreedyEqualsLlamaCpp) {
+  size_t identical = 0, texts = 0;
+  compare_greedy("smollm2", texts_to_check(), identical, texts);
+  EXPECT_EQ(identical, texts);
 }
 
 TEST(DecoderParity, Gemma3LogitsNearLlamaCpp) {
@@ -127,9 +163,10 @@ TEST(DecoderParity, Gemma3LogitsNearLlamaCpp) {
   EXPECT_LT(double(st.argmax_differs), 0.06 * double(st.positions));
 }
 
-// Prompt processing in one batch and decoding one token at a time give the same logits, and bad
-// calls are clear errors.
-TEST(Decoder, BatchEqualsIncrementalAndErrors) {
+// Prompt processing in one batch and decoding one token at a time agree closely (not bitwise:
+// like llama.cpp, a one-token batch sums its attention in another order); sequences sharing a
+// batch get exactly the logits they get alone; bad calls are clear errors.
+TEST(Decoder, BatchesSequencesAndErrors) {
   fs::path mp = model_path("smollm2");
   if (!fs::exists(mp)) GTEST_SKIP() << "no " << mp;
   auto file = std::make_shared<gguf::File>(gguf::File::open(mp.string()));
@@ -137,11 +174,44 @@ TEST(Decoder, BatchEqualsIncrementalAndErrors) {
   model::Decoder a(file, {.n_ctx = 16, .threads = 2}), b(file, {.n_ctx = 16, .threads = 1});
   std::vector<float> all = a.forward(toks, 0, true);
   const size_t V = a.config().n_vocab;
+  std::vector<std::vector<float>> alone;
   for (size_t t = 0; t < toks.size(); ++t) {
     std::vector<float> one = b.forward({toks[t]}, static_cast<uint32_t>(t));
     ASSERT_EQ(one.size(), V);
-    EXPECT_TRUE(std::equal(one.begin(), one.end(), all.begin() + static_cast<long>(t * V))) << "position " << t;
+    // a different sum order can flip an activation's 8-bit rounding, and that moves logits by
+    // tenths (llama.cpp's own batch and one-token logits differ the same way; both orders are
+    // checked against it above)
+    double sum_diff = 0;
+    for (size_t i = 0; i < V; ++i) sum_diff += std::fabs(double(one[i]) - all[t * V + i]);
+    std::printf("[   info   ] position %zu: mean |batch - incremental| %.5f\n", t, sum_diff / double(V));
+    EXPECT_LT(sum_diff / double(V), 0.3) << "position " << t;
+    EXPECT_EQ(std::max_element(one.begin(), one.end()) - one.begin(),
+              std::max_element(all.begin() + static_cast<long>(t * V), all.begin() + static_cast<long>((t + 1) * V)) -
+                  (all.begin() + static_cast<long>(t * V)))
+        << "position " << t;
+    alone.push_back(std::move(one));
+  }
+  // three sequences: seq 0 replays toks one by one next to seq 1 (a 3-token prompt chunk, then
+  // single tokens) and seq 2 (a copy of seq 0's cache)
+  model::Decoder m(file, {.n_ctx = 16, .threads = 2, .n_seq = 3});
+  std::vector<float> first = m.decode({{.token = toks[0], .pos = 0, .seq = 0, .logits = true},
+                                       {.token = toks[0], .pos = 0, .seq = 1},
+                                       {.token = toks[1], .pos = 1, .seq = 1},
+                                       {.token = toks[2], .pos = 2, .seq = 1, .logits = true}});
+  ASSERT_EQ(first.size(), 2 * V);
+  EXPECT_TRUE(std::equal(alone[0].begin(), alone[0].end(), first.begin()));
+  EXPECT_TRUE(std::equal(all.begin() + 2 * V, all.begin() + 3 * V, first.begin() + V));
+  m.copy_sequence(0, 2, 1);
+  for (uint32_t t = 1; t < toks.size(); ++t) {
+    std::vector<float> out = m.decode({{.token = toks[t], .pos = t, .seq = 0, .logits = true},
+                                       {.token = toks[t], .pos = t, .seq = 2, .logits = true},
+                                       {.token = toks[(t + 2) % toks.size()], .pos = t + 2, .seq = 1, .logits = true}});
+    ASSERT_EQ(out.size(), 3 * V);
+    EXPECT_TRUE(std::equal(alone[t].begin(), alone[t].end(), out.begin())) << "seq 0, position " << t;
+    EXPECT_TRUE(std::equal(alone[t].begin(), alone[t].end(), out.begin() + V)) << "seq 2, position " << t;
   }
   EXPECT_THROW(a.forward(std::vector<int32_t>(17, 1), 0), Error);            // past the context
   EXPECT_THROW(a.forward({static_cast<int32_t>(V)}, 0), Error);              // not a token
+  EXPECT_THROW(m.decode({{.token = 1, .pos = 0, .seq = 3}}), Error);          // no such sequence
+  EXPECT_THROW(m.decode({{.token = 1, .pos = 16, .seq = 0}}), Error);         // past the context
 }
