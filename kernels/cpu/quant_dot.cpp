@@ -426,6 +426,8 @@ inline void tile32(const WB* w, size_t nb, const Act32* act, float* const* out) 
     float dw[R], mw[R];
     for (int r = 0; r < R; ++r) {
       const WB& blk = w[r * nb + b];
+      // mat-vec streams the weights once: fetch the next row tile's bytes ahead of use
+      if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(&blk + R * nb), _MM_HINT_T0);
       wq[r] = unpack(blk);
       wa[r] = has_min<WB>() ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
       dw[r] = h2f(blk.d);
