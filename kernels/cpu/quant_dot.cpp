@@ -405,8 +405,23 @@ struct Act32 {
   size_t stride;       // bytes per block (34 for Q8_0, 36 for Q8_1)
   const float* d;
   const float* s;
+  const uint8_t* u8;   // with VNNI, for signed weight types: the quants plus 128, 32 per block
   const int8_t* qs(size_t b) const { return reinterpret_cast<const int8_t*>(raw + b * stride + (stride - 32)); }
 };
+
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+#define LOOM_QD_VNNI 1
+// src + the 8 lane sums of 4 products u*s (u unsigned, s signed), without saturation.
+inline __m256i dpbusd(__m256i src, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(src, u, s);
+#else
+  return _mm256_dpbusd_avx_epi32(src, u, s);
+#endif
+}
+#else
+#define LOOM_QD_VNNI 0
+#endif
 
 // An R x T tile of outputs (R weight rows, T tokens), each computed exactly as dot32_ggml: per
 // block, the lane sums times d_w*d_x accumulated with one fma per lane; Q4_1/Q5_1 add m_w*s_x
@@ -421,24 +436,39 @@ inline void tile32(const WB* w, size_t nb, const Act32* act, float* const* out) 
       acc[r][t] = _mm256_setzero_ps();
       summs[r][t] = 0.0f;
     }
+  // With VNNI, signed weights w take the activations as a+128 (unsigned) and start each lane
+  // from -128*sum(w): the same integers as sum(a*w) in one instruction per product.
+  constexpr bool kOffset = LOOM_QD_VNNI && !has_min<WB>();
   for (size_t b = 0; b < nb; ++b) {
     __m256i wq[R], wa[R];
-    float dw[R], mw[R];
+    __m256 dw[R];
+    float mw[R];
     for (int r = 0; r < R; ++r) {
       const WB& blk = w[r * nb + b];
       // mat-vec streams the weights once: fetch the next row tile's bytes ahead of use
       if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(&blk + R * nb), _MM_HINT_T0);
       wq[r] = unpack(blk);
-      wa[r] = has_min<WB>() ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
-      dw[r] = h2f(blk.d);
+#if LOOM_QD_VNNI
+      if constexpr (kOffset)
+        wa[r] = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(_mm256_setzero_si256(), _mm256_set1_epi8(-128), wq[r]));
+      else
+#endif
+        wa[r] = has_min<WB>() ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
+      dw[r] = _mm256_set1_ps(h2f(blk.d));
       if constexpr (kMin) mw[r] = h2f(blk.m);
     }
     for (int t = 0; t < T; ++t) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t].qs(b)));
-      const float dx = act[t].d[b];
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOffset ? act[t].u8 + 32 * b : reinterpret_cast<const uint8_t*>(act[t].qs(b))));
+      const __m256 dx = _mm256_set1_ps(act[t].d[b]);
       for (int r = 0; r < R; ++r) {
-        const __m256 lanes = _mm256_cvtepi32_ps(lane_isums<WB>(wq[r], wa[r], a));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), lanes, acc[r][t]);
+        __m256i isum;
+#if LOOM_QD_VNNI
+        if constexpr (kOffset)
+          isum = dpbusd(wa[r], a, wq[r]);
+        else
+#endif
+          isum = lane_isums<WB>(wq[r], wa[r], a);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(isum), acc[r][t]);
         if constexpr (kMin) summs[r][t] = fmadd(mw[r], act[t].s[b], summs[r][t]);
       }
     }
@@ -649,10 +679,12 @@ struct PreparedActs {
   std::vector<uint8_t> raw;  // activation_type rows (ggml layout)
 #if LOOM_QD_AVX2
   std::vector<float> d, s;  // 32-element types: each block's d (and Q8_1's s) as floats, nb per row
+  std::vector<uint8_t> u8;  // VNNI, signed weight types: quants + 128, nb * 32 per row
   size_t nb = 0;
   Act32 act32(size_t t) const {
     const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
-    return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb};
+    return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb,
+            u8.empty() ? nullptr : u8.data() + t * nb * 32};
   }
 #endif
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
@@ -673,6 +705,7 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
     const bool q81 = activation_type(wtype) == GgmlType::Q8_1;
     p.d.resize(p.nb * n_rows);
     p.s.resize(q81 ? p.nb * n_rows : 0);
+    p.u8.resize(LOOM_QD_VNNI && !q81 ? p.nb * n_rows * 32 : 0);
     for (size_t t = 0; t < n_rows; ++t)
       for (size_t b = 0; b < p.nb; ++b) {
         if (q81) {
@@ -680,7 +713,12 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
           p.d[t * p.nb + b] = h2f(B.d);
           p.s[t * p.nb + b] = h2f(B.s);
         } else {
-          p.d[t * p.nb + b] = h2f(static_cast<const BlockQ8_0*>(p.row(t))[b].d);
+          const BlockQ8_0& B = static_cast<const BlockQ8_0*>(p.row(t))[b];
+          p.d[t * p.nb + b] = h2f(B.d);
+          if (!p.u8.empty()) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(&p.u8[(t * p.nb + b) * 32]), _mm256_xor_si256(q, _mm256_set1_epi8(-128)));
+          }
         }
       }
   }
@@ -704,7 +742,7 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
               size_t r1) {
   const size_t nb = cols / kQK;
   const WB* w = static_cast<const WB*>(W);
-  constexpr int R = 4, T = 4;
+  constexpr int R = 2, T = 6;
   auto run = [&]<int RR, int TT>(size_t r, size_t t) {
     Act32 a[TT];
     float* out[TT];
@@ -720,7 +758,11 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
     for (; t < n_tokens; ++t) run.template operator()<RR, 1>(r, t);
   };
   size_t r = r0;
-  for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
+  if (n_tokens == 1) {  // mat-vec: more rows at once, for independent accumulation chains
+    for (; r + 4 <= r1; r += 4) run.template operator()<4, 1>(r, 0);
+  } else {
+    for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
+  }
   for (; r < r1; ++r) rows_of.template operator()<1>(r);
 }
 #endif
