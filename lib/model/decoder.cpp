@@ -324,84 +324,114 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
   return decode(batch);
 }
 
-// One query head of one token against its sequence's cache, as llama.cpp computes attention
-// without flash attention: scores q·k over the cache cells by f16 dot products (q rounded to
-// f16), scaled; cells outside [first, p] masked; softmax through ggml's exp with the sum in
-// double over 8-cell groups; probabilities rounded to f16; each value column dotted with them.
-// llama.cpp runs over the whole padded cache window; masked cells add exact zeros there, so only
-// the 8-cell groups that touch [first, p] are visited here (same lanes, same sums).
-static void attend_head(const float* q, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols, size_t hd, size_t hdv,
-                 uint32_t first, uint32_t p, float scale, bool one_token, float* out) {
-  thread_local std::vector<float> qh, w;
-  qh.resize(hd);
-  for (size_t i = 0; i < hd; ++i) qh[i] = round_f16(q[i]);
+// The query heads of one token that share a key/value head (G of them: q and out hold them one
+// after another) against its sequence's cache, as llama.cpp computes attention without flash
+// attention: scores q·k over the cache cells by f16 dot products (q rounded to f16), scaled;
+// cells outside [first, p] masked; softmax through ggml's exp with the sum in double over 8-cell
+// groups; probabilities rounded to f16; each value column dotted with them. llama.cpp runs over
+// the whole padded cache window; masked cells add exact zeros there, so only the 8-cell groups
+// that touch [first, p] are visited here (same lanes, same sums). Each key row and value column is
+// widened once for all G heads.
+static void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols,
+                         size_t hd, size_t hdv, uint32_t first, uint32_t p, float scale, bool one_token, float* out) {
+  thread_local std::vector<float> qh, w, row;
   const uint32_t g0 = first / 8 * 8, g1 = (p / 8 + 1) * 8;  // [g0, g1): whole 8-cell groups
-  w.assign(g1 - g0, 0.0f);
-  float* wv = w.data() - g0;  // wv[j] for j in [g0, g1)
-  float mx = -INFINITY;
+  const size_t span = g1 - g0;
+  qh.resize(G * hd);
+  for (size_t i = 0; i < G * hd; ++i) qh[i] = round_f16(q[i]);
+  w.assign(G * span, 0.0f);
+  row.resize(std::max(hd, span));
+  auto wv = [&](size_t g) { return w.data() + g * span - g0; };  // wv(g)[j] for j in [g0, g1)
+  // scores
   for (uint32_t j = first; j <= p; ++j) {
-    wv[j] = (one_token ? dot_hq_vec : dot_hq)(K + size_t{j} * k_stride, qh.data(), hd) * scale;
-    mx = std::max(mx, wv[j]);
-  }
-  double sum = 0;
-  for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
-#if LOOM_DEC_SIMD
-    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256i lo = _mm256_set1_epi32(static_cast<int>(first) - 1), hi = _mm256_set1_epi32(static_cast<int>(p) + 1);
-    __m256 live = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(idx, lo), _mm256_cmpgt_epi32(hi, idx)));
-    __m256 e = _mm256_and_ps(expf8(_mm256_sub_ps(_mm256_loadu_ps(wv + j0), _mm256_set1_ps(mx))), live);
-    _mm256_storeu_ps(wv + j0, e);
-    sum += static_cast<double>(hsum8(e));
-#else
-    float e[8];
-    for (uint32_t l = 0; l < 8; ++l) {
-      uint32_t j = j0 + l;
-      e[l] = wv[j] = (j >= first && j <= p) ? ggml_expf(wv[j] - mx) : 0.0f;
+    const uint16_t* kr = K + size_t{j} * k_stride;
+    if (one_token) {
+      for (size_t g = 0; g < G; ++g) wv(g)[j] = dot_hq_vec(kr, &qh[g * hd], hd) * scale;
+      continue;
     }
-    sum += static_cast<double>(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
+#if LOOM_DEC_SIMD
+    for (size_t i = 0; i < hd; i += 8) _mm256_storeu_ps(&row[i], load_h8(kr + i));
+    for (size_t g = 0; g < G; ++g) {
+      const float* qg = &qh[g * hd];
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t i = 0; i < hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(&row[i]), _mm256_loadu_ps(qg + i), acc);
+      wv(g)[j] = hsum8(acc) * scale;
+    }
+#else
+    for (size_t g = 0; g < G; ++g) wv(g)[j] = dot_hq(kr, &qh[g * hd], hd) * scale;
 #endif
   }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (uint32_t j = g0; j < g1; ++j) wv[j] = round_f16(wv[j] * inv);
+  // softmax per head
+  for (size_t g = 0; g < G; ++g) {
+    float* ws = wv(g);
+    float mx = -INFINITY;
+    for (uint32_t j = first; j <= p; ++j) mx = std::max(mx, ws[j]);
+    double sum = 0;
+    for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
+#if LOOM_DEC_SIMD
+      const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      const __m256i lo = _mm256_set1_epi32(static_cast<int>(first) - 1), hi = _mm256_set1_epi32(static_cast<int>(p) + 1);
+      const __m256 live = _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpgt_epi32(idx, lo), _mm256_cmpgt_epi32(hi, idx)));
+      const __m256 e = _mm256_and_ps(expf8(_mm256_sub_ps(_mm256_loadu_ps(ws + j0), _mm256_set1_ps(mx))), live);
+      _mm256_storeu_ps(ws + j0, e);
+      sum += static_cast<double>(hsum8(e));
+#else
+      float e[8];
+      for (uint32_t l = 0; l < 8; ++l) {
+        const uint32_t j = j0 + l;
+        e[l] = ws[j] = (j >= first && j <= p) ? ggml_expf(ws[j] - mx) : 0.0f;
+      }
+      sum += static_cast<double>(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
+#endif
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (uint32_t j = g0; j < g1; ++j) ws[j] = round_f16(ws[j] * inv);
+  }
   // value columns; the cells past p (unwritten) are read as zero
   if (one_token) {
-    // ggml_vec_dot_f16's order over the n_kv cells (see dot_hq_vec); the skipped groups before g0
-    // and after g1 would add exact zeros
+    // ggml_vec_dot_f16's order over the n_kv cells (see dot_hq_vec); the skipped groups before
+    // g0 and after g1 would add exact zeros
     thread_local std::vector<uint16_t> col;
     thread_local std::vector<float> probs;
-    const size_t len = (g1 + 31) / 32 * 32;
-    probs.assign(len, 0.0f);
+    const size_t base = g0 / 32 * 32, len = (g1 + 31) / 32 * 32 - base;
+    probs.assign(G * len, 0.0f);
     col.assign(len, 0);
-    std::copy(wv + g0, wv + g1, probs.begin() + g0);
+    for (size_t g = 0; g < G; ++g) std::copy(wv(g) + g0, wv(g) + g1, probs.begin() + static_cast<long>(g * len + (g0 - base)));
     for (size_t i = 0; i < hdv; ++i) {
-      std::copy(vcols[i] + g0, vcols[i] + p + 1, col.begin() + g0);
-      out[i] = dot_hq_vec(col.data() + g0 / 32 * 32, probs.data() + g0 / 32 * 32, len - g0 / 32 * 32);
+      std::copy(vcols[i] + g0, vcols[i] + p + 1, col.begin() + static_cast<long>(g0 - base));
+      for (size_t g = 0; g < G; ++g) out[g * hdv + i] = dot_hq_vec(col.data(), &probs[g * len], len);
     }
     return;
   }
-#if LOOM_DEC_SIMD
-  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-      _mm256_set1_epi32(static_cast<int>(p) + 1), _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
   for (size_t i = 0; i < hdv; ++i) {
     const uint16_t* col = vcols[i];
-    __m256 acc = _mm256_setzero_ps();
+#if LOOM_DEC_SIMD
+    float* vf = row.data() - g0;
     uint32_t j0 = g0;
-    for (; j0 + 8 < g1; j0 += 8) acc = _mm256_fmadd_ps(load_h8(col + j0), _mm256_loadu_ps(wv + j0), acc);
-    acc = _mm256_fmadd_ps(_mm256_and_ps(load_h8(col + j0), tail), _mm256_loadu_ps(wv + j0), acc);
-    out[i] = hsum8(acc);
-  }
+    for (; j0 + 8 < g1; j0 += 8) _mm256_storeu_ps(vf + j0, load_h8(col + j0));
+    alignas(32) uint16_t last[8] = {};
+    std::copy(col + j0, col + p + 1, last);
+    _mm256_storeu_ps(vf + j0, load_h8(last));
+    for (size_t g = 0; g < G; ++g) {
+      const float* ws = wv(g);
+      __m256 acc = _mm256_setzero_ps();
+      for (uint32_t j = g0; j < g1; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(vf + j), _mm256_loadu_ps(ws + j), acc);
+      out[g * hdv + i] = hsum8(acc);
+    }
 #else
-  for (size_t i = 0; i < hdv; ++i) {
-    float acc[8] = {};
-    for (uint32_t j0 = g0; j0 < g1; j0 += 8)
-      for (uint32_t l = 0; l < 8; ++l) {
-        uint32_t j = j0 + l;
-        float v = j <= p ? tensor::f16_to_f32(vcols[i][j]) : 0.0f;
-        acc[l] = std::fma(v, wv[j], acc[l]);
-      }
-    out[i] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-  }
+    for (size_t g = 0; g < G; ++g) {
+      const float* ws = wv(g);
+      float acc[8] = {};
+      for (uint32_t j0 = g0; j0 < g1; j0 += 8)
+        for (uint32_t l = 0; l < 8; ++l) {
+          const uint32_t j = j0 + l;
+          const float v = j <= p ? tensor::f16_to_f32(col[j]) : 0.0f;
+          acc[l] = std::fma(v, ws[j], acc[l]);
+        }
+      out[g * hdv + i] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    }
 #endif
+  }
 }
 
 std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
@@ -495,14 +525,17 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
       for (size_t i = 0; i < kv_dim; ++i) kc[i] = f32_to_f16(k[t * kv_dim + i]);
       for (size_t i = 0; i < v_dim; ++i) v_col(batch[t].seq, l, i)[batch[t].pos] = f32_to_f16(v[t * v_dim + i]);
     }
-    pool_->for_each(n * H, [&](size_t job) {
-      const size_t t = job / H, hh = job % H, kvh = hh / group;
+    // a task per token and key/value head (its query heads share the widened keys and values);
+    // per query head when that leaves too few tasks for the threads (decoding)
+    const size_t G = n * Hkv >= 4 * size_t{std::max(1u, opt_.threads)} ? group : 1, per_t = H / G;
+    pool_->for_each(n * per_t, [&](size_t job) {
+      const size_t t = job / per_t, h0 = job % per_t * G, kvh = h0 / group;
       const uint32_t p = batch[t].pos, seq = batch[t].seq;
       const uint32_t first = sliding && c.sliding_window && p >= c.sliding_window ? p - c.sliding_window + 1 : 0;
-      const uint16_t** cols = &vcols[job * hdv];
+      const uint16_t** cols = &vcols[(t * H + h0) * hdv];
       for (size_t i = 0; i < hdv; ++i) cols[i] = v_col(seq, l, kvh * hdv + i);
-      attend_head(&q[t * q_dim + hh * hd], k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, c.attn_scale,
-                  seq_tokens[seq] == 1, &att[t * H * hdv + hh * hdv]);
+      attend_group(&q[t * q_dim + h0 * hd], G, k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, c.attn_scale,
+                   seq_tokens[seq] == 1, &att[t * H * hdv + h0 * hdv]);
     });
     matmul(*L.wo, att.data(), n, o.data());
     for (size_t t = 0; t < n; ++t) {
