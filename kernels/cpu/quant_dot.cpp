@@ -423,39 +423,79 @@ inline __m256i dpbusd(__m256i src, __m256i u, __m256i s) {
 #define LOOM_QD_VNNI 0
 #endif
 
+// One weight block as the tile kernel takes it: the quants (wq), the second operand the
+// integer step needs (wa: |w| for the sign trick, or -128*sum(w) per lane with VNNI's offset
+// form; wq again for Q4_1/Q5_1), d and m as floats.
+struct alignas(32) Block32 {
+  __m256i wq, wa;
+  float dw, mw;
+};
+
+// With VNNI, signed weights w take the activations as a+128 (unsigned) and start each lane from
+// -128*sum(w): the same integers as sum(a*w) in one instruction per product.
+template <class WB>
+constexpr bool kOffset32 = LOOM_QD_VNNI && !has_min<WB>();
+
+template <class WB>
+inline void unpack_block(const WB& blk, Block32& u) {
+  u.wq = unpack(blk);
+#if LOOM_QD_VNNI
+  if constexpr (kOffset32<WB>)
+    u.wa = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(_mm256_setzero_si256(), _mm256_set1_epi8(-128), u.wq));
+  else
+#endif
+    u.wa = has_min<WB>() ? u.wq : _mm256_sign_epi8(u.wq, u.wq);
+  u.dw = h2f(blk.d);
+  u.mw = wmin(blk);
+}
+
+// Weight sources for tile32: blocks unpacked as they are read (mat-vec, which reads each once),
+// or taken from rows unpacked once beforehand (mat-mat, which reads each once per token tile).
+template <class WB, bool kPrefetch>
+struct RawRows {
+  const WB* w;
+  size_t nb;
+  int rows;
+  void get(int r, size_t b, Block32& u) const {
+    const WB& blk = w[r * nb + b];
+    // a mat-vec streams the weights once: fetch the next row tile's bytes ahead of use
+    if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(&blk + rows * nb), _MM_HINT_T0);
+    unpack_block(blk, u);
+  }
+};
+struct UnpackedRows {
+  const Block32* u;
+  size_t nb;
+  void get(int r, size_t b, Block32& out) const { out = u[r * nb + b]; }
+};
+
 // An R x T tile of outputs (R weight rows, T tokens), each computed exactly as dot32_ggml: per
 // block, the lane sums times d_w*d_x accumulated with one fma per lane; Q4_1/Q5_1 add m_w*s_x
-// into a scalar with one fma; hsum8 at the end. The weight blocks are unpacked once per tile.
-template <class WB, int R, int T>
-inline void tile32(const WB* w, size_t nb, const Act32* act, float* const* out) {
+// into a scalar with one fma; hsum8 at the end.
+// sT (Q4_1/Q5_1 with T > 1): the tokens' s values block-major, sT[b * ldS + t] for the tile's
+// tokens t = 0..T-1 (8 readable), so that m_w*s_x runs on T tokens at once.
+template <class WB, int R, int T, class Src>
+inline void tile32(const Src& src, size_t nb, const Act32* act, float* const* out, const float* sT = nullptr,
+                   size_t ldS = 0) {
   constexpr bool kMin = has_min<WB>();
-  __m256 acc[R][T];
+  constexpr bool kOffset = kOffset32<WB>;
+  constexpr bool kVecMin = kMin && T > 1;  // the m*s terms of T tokens in one vector
+  __m256 acc[R][T], vsumm[R];
   float summs[R][T];
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
+    vsumm[r] = _mm256_setzero_ps();
     for (int t = 0; t < T; ++t) {
       acc[r][t] = _mm256_setzero_ps();
       summs[r][t] = 0.0f;
     }
-  // With VNNI, signed weights w take the activations as a+128 (unsigned) and start each lane
-  // from -128*sum(w): the same integers as sum(a*w) in one instruction per product.
-  constexpr bool kOffset = LOOM_QD_VNNI && !has_min<WB>();
+  }
   for (size_t b = 0; b < nb; ++b) {
-    __m256i wq[R], wa[R];
+    Block32 u[R];
     __m256 dw[R];
-    float mw[R];
     for (int r = 0; r < R; ++r) {
-      const WB& blk = w[r * nb + b];
-      // mat-vec streams the weights once: fetch the next row tile's bytes ahead of use
-      if constexpr (T == 1) _mm_prefetch(reinterpret_cast<const char*>(&blk + R * nb), _MM_HINT_T0);
-      wq[r] = unpack(blk);
-#if LOOM_QD_VNNI
-      if constexpr (kOffset)
-        wa[r] = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(_mm256_setzero_si256(), _mm256_set1_epi8(-128), wq[r]));
-      else
-#endif
-        wa[r] = has_min<WB>() ? wq[r] : _mm256_sign_epi8(wq[r], wq[r]);
-      dw[r] = _mm256_set1_ps(h2f(blk.d));
-      if constexpr (kMin) mw[r] = h2f(blk.m);
+      src.get(r, b, u[r]);
+      dw[r] = _mm256_set1_ps(u[r].dw);
+      if constexpr (kVecMin) vsumm[r] = _mm256_fmadd_ps(_mm256_set1_ps(u[r].mw), _mm256_loadu_ps(sT + b * ldS), vsumm[r]);
     }
     for (int t = 0; t < T; ++t) {
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOffset ? act[t].u8 + 32 * b : reinterpret_cast<const uint8_t*>(act[t].qs(b))));
@@ -464,17 +504,23 @@ inline void tile32(const WB* w, size_t nb, const Act32* act, float* const* out) 
         __m256i isum;
 #if LOOM_QD_VNNI
         if constexpr (kOffset)
-          isum = dpbusd(wa[r], a, wq[r]);
+          isum = dpbusd(u[r].wa, a, u[r].wq);
         else
 #endif
-          isum = lane_isums<WB>(wq[r], wa[r], a);
+          isum = lane_isums<WB>(u[r].wq, u[r].wa, a);
         acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(isum), acc[r][t]);
-        if constexpr (kMin) summs[r][t] = fmadd(mw[r], act[t].s[b], summs[r][t]);
+        if constexpr (kMin && !kVecMin) summs[r][t] = fmadd(u[r].mw, act[t].s[b], summs[r][t]);
       }
     }
   }
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
+    if constexpr (kVecMin) {
+      alignas(32) float v[8];
+      _mm256_store_ps(v, vsumm[r]);
+      for (int t = 0; t < T; ++t) summs[r][t] = v[t];
+    }
     for (int t = 0; t < T; ++t) out[t][r] = hsum8(acc[r][t]) + summs[r][t];
+  }
 }
 
 // ---- K types: a super-block unpacked to 256 int8 quants and its scales as vectors ----
@@ -680,7 +726,8 @@ struct PreparedActs {
 #if LOOM_QD_AVX2
   std::vector<float> d, s;  // 32-element types: each block's d (and Q8_1's s) as floats, nb per row
   std::vector<uint8_t> u8;  // VNNI, signed weight types: quants + 128, nb * 32 per row
-  size_t nb = 0;
+  std::vector<float> sT;    // Q8_1, several rows: s block-major, sT[b * n_rows + t] (+8 padding)
+  size_t nb = 0, n_rows = 0;
   Act32 act32(size_t t) const {
     const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb,
@@ -706,12 +753,15 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
     p.d.resize(p.nb * n_rows);
     p.s.resize(q81 ? p.nb * n_rows : 0);
     p.u8.resize(LOOM_QD_VNNI && !q81 ? p.nb * n_rows * 32 : 0);
+    p.n_rows = n_rows;
+    p.sT.assign(q81 && n_rows > 1 ? p.nb * n_rows + 8 : 0, 0.0f);
     for (size_t t = 0; t < n_rows; ++t)
       for (size_t b = 0; b < p.nb; ++b) {
         if (q81) {
           const BlockQ8_1& B = static_cast<const BlockQ8_1*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
           p.s[t * p.nb + b] = h2f(B.s);
+          if (!p.sT.empty()) p.sT[b * n_rows + t] = p.s[t * p.nb + b];
         } else {
           const BlockQ8_0& B = static_cast<const BlockQ8_0*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
@@ -731,7 +781,7 @@ float dot32_row(const void* w, size_t nb, const PreparedActs& p, size_t t) {
   const Act32 a = p.act32(t);
   float y;
   float* out[1] = {&y};
-  tile32<WB, 1, 1>(static_cast<const WB*>(w), nb, &a, out);
+  tile32<WB, 1, 1>(RawRows<WB, false>{static_cast<const WB*>(w), nb, 1}, nb, &a, out);
   return y;
 }
 
@@ -742,27 +792,47 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
               size_t r1) {
   const size_t nb = cols / kQK;
   const WB* w = static_cast<const WB*>(W);
-  constexpr int R = 2, T = 6;
-  auto run = [&]<int RR, int TT>(size_t r, size_t t) {
-    Act32 a[TT];
-    float* out[TT];
-    for (int k = 0; k < TT; ++k) {
+  auto acts = [&](size_t t, size_t count, Act32* a, float** out, size_t r) {
+    for (size_t k = 0; k < count; ++k) {
       a[k] = p.act32(t + k);
       out[k] = Y + (t + k) * ldy + r;
     }
-    tile32<WB, RR, TT>(w + r * nb, nb, a, out);
-  };
-  auto rows_of = [&]<int RR>(size_t r) {
-    size_t t = 0;
-    for (; t + T <= n_tokens; t += T) run.template operator()<RR, T>(r, t);
-    for (; t < n_tokens; ++t) run.template operator()<RR, 1>(r, t);
   };
   size_t r = r0;
-  if (n_tokens == 1) {  // mat-vec: more rows at once, for independent accumulation chains
-    for (; r + 4 <= r1; r += 4) run.template operator()<4, 1>(r, 0);
-  } else {
-    for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
+  if (n_tokens == 1) {  // mat-vec: 4 rows at once (independent chains), weights prefetched
+    Act32 a[1];
+    float* out[1];
+    for (; r + 4 <= r1; r += 4) {
+      acts(0, 1, a, out, r);
+      tile32<WB, 4, 1>(RawRows<WB, true>{w + r * nb, nb, 4}, nb, a, out);
+    }
+    for (; r < r1; ++r) {
+      acts(0, 1, a, out, r);
+      tile32<WB, 1, 1>(RawRows<WB, false>{w + r * nb, nb, 1}, nb, a, out);
+    }
+    return;
   }
+  // mat-mat: R rows unpacked once, then T tokens at a time against them
+  constexpr int R = 2, T = 6;
+  thread_local std::vector<Block32> buf;
+  buf.resize(R * nb);
+  auto rows_of = [&]<int RR>(size_t r) {
+    for (int i = 0; i < RR; ++i)
+      for (size_t b = 0; b < nb; ++b) unpack_block(w[(r + i) * nb + b], buf[i * nb + b]);
+    const UnpackedRows src{buf.data(), nb};
+    Act32 a[T];
+    float* out[T];
+    size_t t = 0;
+    for (; t + T <= n_tokens; t += T) {
+      acts(t, T, a, out, r);
+      tile32<WB, RR, T>(src, nb, a, out, p.sT.empty() ? nullptr : p.sT.data() + t, p.n_rows);
+    }
+    for (; t < n_tokens; ++t) {
+      acts(t, 1, a, out, r);
+      tile32<WB, RR, 1>(src, nb, a, out);
+    }
+  };
+  for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
   for (; r < r1; ++r) rows_of.template operator()<1>(r);
 }
 #endif
