@@ -137,7 +137,7 @@ inline __m256 round_h8(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM
 // The dot of an f16 row with f16-valued floats as llama.cpp's CPU matmul (tinyBLAS on AVX2) does
 // it for attention: one 8-lane accumulator (element i in lane i % 8), fused multiply-adds, the
 // lanes summed as hsum8. n is a multiple of 8.
-float dot_hq(const uint16_t* k, const float* q, size_t n) {
+[[maybe_unused]] float dot_hq(const uint16_t* k, const float* q, size_t n) {
 #if LOOM_DEC_SIMD
   __m256 acc = _mm256_setzero_ps();
   for (size_t i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(load_h8(k + i), _mm256_loadu_ps(q + i), acc);
@@ -324,6 +324,63 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
   return decode(batch);
 }
 
+#if LOOM_DEC_SIMD
+// Scores of NJ consecutive cells (from j) for NG query heads: each an 8-lane f16 dot in tinyBLAS
+// order (see dot_hq); the tile shares every key chunk and query chunk loaded.
+template <int NJ, int NG>
+inline void scores_tile(const uint16_t* K, size_t k_stride, uint32_t j, const float* qh, size_t hd, float scale,
+                        float* const* ws) {
+  __m256 acc[NJ][NG];
+  for (int a = 0; a < NJ; ++a)
+    for (int g = 0; g < NG; ++g) acc[a][g] = _mm256_setzero_ps();
+  for (size_t i = 0; i < hd; i += 8) {
+    __m256 k[NJ];
+    for (int a = 0; a < NJ; ++a) k[a] = load_h8(K + size_t{j + a} * k_stride + i);
+    for (int g = 0; g < NG; ++g) {
+      const __m256 qv = _mm256_loadu_ps(qh + g * hd + i);
+      for (int a = 0; a < NJ; ++a) acc[a][g] = _mm256_fmadd_ps(k[a], qv, acc[a][g]);
+    }
+  }
+  for (int a = 0; a < NJ; ++a)
+    for (int g = 0; g < NG; ++g) ws[g][j + a] = hsum8(acc[a][g]) * scale;
+}
+
+// Outputs i..i+NI-1 of NG heads: value columns dotted with each head's f16-rounded
+// probabilities over the 8-cell groups [g0, g1), lanes by cell % 8 (tinyBLAS order); cells past
+// p are masked to zero.
+template <int NI, int NG>
+inline void values_tile(const uint16_t* const* vcols, size_t i, uint32_t g0, uint32_t g1, __m256 tail,
+                        const float* const* ws, float* out, size_t hdv) {
+  __m256 acc[NI][NG];
+  for (int a = 0; a < NI; ++a)
+    for (int g = 0; g < NG; ++g) acc[a][g] = _mm256_setzero_ps();
+  for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
+    __m256 v[NI];
+    for (int a = 0; a < NI; ++a) {
+      v[a] = load_h8(vcols[i + a] + j0);
+      if (j0 + 8 == g1) v[a] = _mm256_and_ps(v[a], tail);
+    }
+    for (int g = 0; g < NG; ++g) {
+      const __m256 pv = _mm256_loadu_ps(ws[g] + j0);
+      for (int a = 0; a < NI; ++a) acc[a][g] = _mm256_fmadd_ps(v[a], pv, acc[a][g]);
+    }
+  }
+  for (int a = 0; a < NI; ++a)
+    for (int g = 0; g < NG; ++g) out[g * hdv + i + a] = hsum8(acc[a][g]);
+}
+
+// Runs fn.template operator()<N>() with N = n (1..4).
+template <class F>
+inline void with_count(size_t n, F&& fn) {
+  switch (n) {
+    case 1: fn.template operator()<1>(); break;
+    case 2: fn.template operator()<2>(); break;
+    case 3: fn.template operator()<3>(); break;
+    default: fn.template operator()<4>(); break;
+  }
+}
+#endif
+
 // The query heads of one token that share a key/value head (G of them: q and out hold them one
 // after another) against its sequence's cache, as llama.cpp computes attention without flash
 // attention: scores q·k over the cache cells by f16 dot products (q rounded to f16), scaled;
@@ -334,31 +391,30 @@ std::vector<float> Decoder::forward(const std::vector<int32_t>& tokens, uint32_t
 // widened once for all G heads.
 static void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols,
                          size_t hd, size_t hdv, uint32_t first, uint32_t p, float scale, bool one_token, float* out) {
-  thread_local std::vector<float> qh, w, row;
+  thread_local std::vector<float> qh, w;
   const uint32_t g0 = first / 8 * 8, g1 = (p / 8 + 1) * 8;  // [g0, g1): whole 8-cell groups
   const size_t span = g1 - g0;
   qh.resize(G * hd);
   for (size_t i = 0; i < G * hd; ++i) qh[i] = round_f16(q[i]);
   w.assign(G * span, 0.0f);
-  row.resize(std::max(hd, span));
   auto wv = [&](size_t g) { return w.data() + g * span - g0; };  // wv(g)[j] for j in [g0, g1)
   // scores
-  for (uint32_t j = first; j <= p; ++j) {
-    const uint16_t* kr = K + size_t{j} * k_stride;
-    if (one_token) {
-      for (size_t g = 0; g < G; ++g) wv(g)[j] = dot_hq_vec(kr, &qh[g * hd], hd) * scale;
-      continue;
-    }
+  std::vector<float*> ws(G);
+  for (size_t g = 0; g < G; ++g) ws[g] = wv(g);
+  if (one_token) {
+    for (uint32_t j = first; j <= p; ++j)
+      for (size_t g = 0; g < G; ++g) ws[g][j] = dot_hq_vec(K + size_t{j} * k_stride, &qh[g * hd], hd) * scale;
+  } else {
 #if LOOM_DEC_SIMD
-    for (size_t i = 0; i < hd; i += 8) _mm256_storeu_ps(&row[i], load_h8(kr + i));
-    for (size_t g = 0; g < G; ++g) {
-      const float* qg = &qh[g * hd];
-      __m256 acc = _mm256_setzero_ps();
-      for (size_t i = 0; i < hd; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(&row[i]), _mm256_loadu_ps(qg + i), acc);
-      wv(g)[j] = hsum8(acc) * scale;
-    }
+    for (size_t g = 0; g < G; g += 4)
+      with_count(std::min<size_t>(4, G - g), [&]<int NG>() {
+        uint32_t j = first;
+        for (; j + 4 <= p + 1; j += 4) scores_tile<4, NG>(K, k_stride, j, &qh[g * hd], hd, scale, &ws[g]);
+        for (; j <= p; ++j) scores_tile<1, NG>(K, k_stride, j, &qh[g * hd], hd, scale, &ws[g]);
+      });
 #else
-    for (size_t g = 0; g < G; ++g) wv(g)[j] = dot_hq(kr, &qh[g * hd], hd) * scale;
+    for (uint32_t j = first; j <= p; ++j)
+      for (size_t g = 0; g < G; ++g) ws[g][j] = dot_hq(K + size_t{j} * k_stride, &qh[g * hd], hd) * scale;
 #endif
   }
   // softmax per head
@@ -389,49 +445,66 @@ static void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_s
   }
   // value columns; the cells past p (unwritten) are read as zero
   if (one_token) {
-    // ggml_vec_dot_f16's order over the n_kv cells (see dot_hq_vec); the skipped groups before
-    // g0 and after g1 would add exact zeros
-    thread_local std::vector<uint16_t> col;
-    thread_local std::vector<float> probs;
-    const size_t base = g0 / 32 * 32, len = (g1 + 31) / 32 * 32 - base;
-    probs.assign(G * len, 0.0f);
-    col.assign(len, 0);
-    for (size_t g = 0; g < G; ++g) std::copy(wv(g) + g0, wv(g) + g1, probs.begin() + static_cast<long>(g * len + (g0 - base)));
-    for (size_t i = 0; i < hdv; ++i) {
-      std::copy(vcols[i] + g0, vcols[i] + p + 1, col.begin() + static_cast<long>(g0 - base));
-      for (size_t g = 0; g < G; ++g) out[g * hdv + i] = dot_hq_vec(col.data(), &probs[g * len], len);
-    }
+    // ggml_vec_dot_f16's order over the n_kv cells (see dot_hq_vec): cell j in accumulator
+    // (j % 32) / 8, lane j % 8. The groups before g0 and after g1 would add exact zeros.
+#if LOOM_DEC_SIMD
+    const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        _mm256_set1_epi32(static_cast<int>(p) + 1),
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+    for (size_t g = 0; g < G; ++g)
+      for (size_t i = 0; i < hdv; ++i) {
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
+          __m256 v = load_h8(vcols[i] + j0);
+          if (j0 + 8 == g1) v = _mm256_and_ps(v, tail);
+          a[(j0 / 8) % 4] = _mm256_fmadd_ps(v, _mm256_loadu_ps(ws[g] + j0), a[(j0 / 8) % 4]);
+        }
+        const __m256 r = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+        const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+        const __m128 t1 = _mm_hadd_ps(t0, t0);
+        out[g * hdv + i] = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+      }
+#else
+    for (size_t g = 0; g < G; ++g)
+      for (size_t i = 0; i < hdv; ++i) {
+        float a[4][8] = {};
+        for (uint32_t j0 = g0; j0 < g1; j0 += 8)
+          for (uint32_t l = 0; l < 8; ++l) {
+            const uint32_t j = j0 + l;
+            const float v = j <= p ? tensor::f16_to_f32(vcols[i][j]) : 0.0f;
+            a[(j0 / 8) % 4][l] = std::fma(v, ws[g][j], a[(j0 / 8) % 4][l]);
+          }
+        float r[8];
+        for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+        out[g * hdv + i] = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
+      }
+#endif
     return;
   }
-  for (size_t i = 0; i < hdv; ++i) {
-    const uint16_t* col = vcols[i];
 #if LOOM_DEC_SIMD
-    float* vf = row.data() - g0;
-    uint32_t j0 = g0;
-    for (; j0 + 8 < g1; j0 += 8) _mm256_storeu_ps(vf + j0, load_h8(col + j0));
-    alignas(32) uint16_t last[8] = {};
-    std::copy(col + j0, col + p + 1, last);
-    _mm256_storeu_ps(vf + j0, load_h8(last));
-    for (size_t g = 0; g < G; ++g) {
-      const float* ws = wv(g);
-      __m256 acc = _mm256_setzero_ps();
-      for (uint32_t j = g0; j < g1; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(vf + j), _mm256_loadu_ps(ws + j), acc);
-      out[g * hdv + i] = hsum8(acc);
-    }
+  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+      _mm256_set1_epi32(static_cast<int>(p) + 1),
+      _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+  for (size_t g = 0; g < G; g += 4)
+    with_count(std::min<size_t>(4, G - g), [&]<int NG>() {
+      size_t i = 0;
+      for (; i + 4 <= hdv; i += 4) values_tile<4, NG>(vcols, i, g0, g1, tail, &ws[g], out + g * hdv, hdv);
+      for (; i < hdv; ++i) values_tile<1, NG>(vcols, i, g0, g1, tail, &ws[g], out + g * hdv, hdv);
+    });
 #else
+  for (size_t i = 0; i < hdv; ++i)
     for (size_t g = 0; g < G; ++g) {
-      const float* ws = wv(g);
+      const float* w8 = ws[g];
       float acc[8] = {};
       for (uint32_t j0 = g0; j0 < g1; j0 += 8)
         for (uint32_t l = 0; l < 8; ++l) {
           const uint32_t j = j0 + l;
-          const float v = j <= p ? tensor::f16_to_f32(col[j]) : 0.0f;
-          acc[l] = std::fma(v, ws[j], acc[l]);
+          const float v = j <= p ? tensor::f16_to_f32(vcols[i][j]) : 0.0f;
+          acc[l] = std::fma(v, w8[j], acc[l]);
         }
       out[g * hdv + i] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     }
 #endif
-  }
 }
 
 std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
