@@ -453,13 +453,20 @@ static void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_s
         _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
     for (size_t g = 0; g < G; ++g)
       for (size_t i = 0; i < hdv; ++i) {
-        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        // four named accumulators (an indexed array would live in memory)
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
           __m256 v = load_h8(vcols[i] + j0);
           if (j0 + 8 == g1) v = _mm256_and_ps(v, tail);
-          a[(j0 / 8) % 4] = _mm256_fmadd_ps(v, _mm256_loadu_ps(ws[g] + j0), a[(j0 / 8) % 4]);
+          const __m256 pv = _mm256_loadu_ps(ws[g] + j0);
+          switch ((j0 / 8) % 4) {
+            case 0: a0 = _mm256_fmadd_ps(v, pv, a0); break;
+            case 1: a1 = _mm256_fmadd_ps(v, pv, a1); break;
+            case 2: a2 = _mm256_fmadd_ps(v, pv, a2); break;
+            default: a3 = _mm256_fmadd_ps(v, pv, a3); break;
+          }
         }
-        const __m256 r = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
+        const __m256 r = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
         const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
         const __m128 t1 = _mm_hadd_ps(t0, t0);
         out[g * hdv + i] = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
