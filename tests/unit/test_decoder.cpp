@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "loom/core/error.h"
 #include "loom/gguf/gguf.h"
@@ -45,6 +46,7 @@ std::vector<double> doubles(std::string_view raw) {
       num.clear();
     }
   }
+  if (!num.empty()) out.push_back(std::stod(num));
   return out;
 }
 
@@ -162,6 +164,59 @@ TEST(DecoderParity, Gemma3LogitsNearLlamaCpp) {
   EXPECT_LT(st.sum_top / double(st.n_top), 0.25);
   EXPECT_LT(double(st.argmax_differs), 0.06 * double(st.positions));
 }
+
+// Log-likelihood of a 20480-token text, scored in chunks of 1024 tokens as llama.cpp scored it
+// (each token after the first of its chunk, by log softmax in double): within 0.1%.
+void compare_loglik(const std::string& name) {
+  fs::path mp = model_path(name);
+  std::string gold = kGolden + name + "-loglik.json";
+  if (!fs::exists(mp)) GTEST_SKIP() << "no " << mp;
+  auto in = io::Input::open(gold);
+  io::JsonlReader reader(*in);
+  io::Record r;
+  ASSERT_TRUE(reader.next(r));
+  std::vector<int64_t> ids = int_array(*r.raw("tokens"));
+  const size_t chunk = static_cast<size_t>(doubles(*r.raw("chunk")).at(0));
+  const double want = doubles(*r.raw("sum")).at(0);
+  auto file = std::make_shared<gguf::File>(gguf::File::open(mp.string()));
+  model::Decoder m(file, {.n_ctx = static_cast<uint32_t>(chunk), .threads = 2});
+  const size_t V = m.config().n_vocab;
+  double sum = 0;
+  size_t count = 0;
+  for (size_t c = 0; c + 1 < ids.size(); c += chunk) {
+    const size_t len = std::min(chunk, ids.size() - c);
+    // batches of 128 positions (any batch of 2 or more computes the same logits)
+    for (size_t b = 0; b < len; b += 128) {
+      const size_t nb = std::min<size_t>(128, len - b);
+      std::vector<int32_t> toks(ids.begin() + static_cast<long>(c + b), ids.begin() + static_cast<long>(c + b + nb));
+      std::vector<float> lg = m.forward(toks, static_cast<uint32_t>(b), true);
+      // log softmax of the next token, rows split over two threads
+      const size_t n_rows = std::min(nb, len - b - 1);
+      std::vector<double> lp(n_rows);
+      auto rows = [&](size_t t0, size_t t1) {
+        for (size_t t = t0; t < t1; ++t) {
+          const float* row = &lg[t * V];
+          double mx = -INFINITY, se = 0;
+          for (size_t i = 0; i < V; ++i) mx = std::max(mx, double(row[i]));
+          for (size_t i = 0; i < V; ++i) se += std::exp(double(row[i]) - mx);
+          lp[t] = double(row[ids[c + b + t + 1]]) - (mx + std::log(se));
+        }
+      };
+      std::thread other(rows, n_rows / 2, n_rows);
+      rows(0, n_rows / 2);
+      other.join();
+      for (double x : lp) sum += x;
+      count += n_rows;
+    }
+  }
+  std::printf("[   info   ] %s: log-likelihood of %zu tokens %.6f, llama.cpp %.6f: relative difference %.2e\n", name.c_str(),
+              count, sum, want, std::fabs(sum - want) / std::fabs(want));
+  EXPECT_EQ(count, static_cast<size_t>(doubles(*r.raw("count")).at(0)));
+  EXPECT_LT(std::fabs(sum - want), 1e-3 * std::fabs(want));
+}
+
+TEST(DecoderParity, SmolLM2LogLikelihoodMatchesLlamaCpp) { compare_loglik("smollm2"); }
+TEST(DecoderParity, Gemma3LogLikelihoodMatchesLlamaCpp) { compare_loglik("gemma3"); }
 
 // Prompt processing in one batch and decoding one token at a time agree closely (not bitwise:
 // like llama.cpp, a one-token batch sums its attention in another order); sequences sharing a
