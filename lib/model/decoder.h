@@ -16,15 +16,14 @@
 //                           {.token = b, .pos = 3, .seq = 1, .logits = true}});  // 2 x n_vocab
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "loom/model/backend.h"
 #include "loom/model/config.h"
 
-namespace loom {
-class SpinPool;
-}
 namespace loom::gguf {
 class File;
 }
@@ -35,6 +34,8 @@ struct DecoderOptions {
   uint32_t n_ctx = 2048;   // positions the KV cache holds, per sequence
   unsigned threads = 1;
   uint32_t n_seq = 1;      // sequences with a KV cache of their own
+  // The backend the forward pass runs on (backend.h); empty: the CPU backend.
+  std::function<std::unique_ptr<Backend>(const Config&, const DecoderOptions&)> backend = nullptr;
 };
 
 // One token of a batch: `token` at position `pos` of sequence `seq`; its logits are returned when
@@ -75,11 +76,8 @@ class Decoder {
   uint32_t n_seq() const { return opt_.n_seq; }
 
  private:
-  struct Weight;
   struct Layer;
   const Weight& weight(const std::string& name) const;
-  // y[t][r] = W[r] · x[t] for t < n (x: n × cols, y: n × rows)
-  void matmul(const Weight& w, const float* x, size_t n, float* y);
 
   std::shared_ptr<const gguf::File> file_;
   DecoderOptions opt_;
@@ -89,13 +87,7 @@ class Decoder {
   const Weight* embd_ = nullptr;
   const Weight* out_norm_ = nullptr;
   const Weight* output_ = nullptr;
-  // f16 caches. K: [seq][layer][pos][n_head_kv * head_dim]; V transposed, so that a value
-  // column is contiguous: [seq][layer][n_head_kv * head_dim_v][pos]. Allocated without being
-  // written: pages are touched only as positions are filled.
-  std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
-  uint16_t* k_at(uint32_t seq, uint32_t layer, uint32_t pos) const;
-  uint16_t* v_col(uint32_t seq, uint32_t layer, size_t i) const;  // column i (of n_head_kv*head_dim_v)
-  std::unique_ptr<SpinPool> pool_;
+  std::unique_ptr<Backend> backend_;  // the operations (CPU: cpu_backend.cpp), the KV cache
 };
 
 }  // namespace loom::model

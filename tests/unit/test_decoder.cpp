@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "loom/core/error.h"
@@ -269,4 +270,52 @@ TEST(Decoder, BatchesSequencesAndErrors) {
   EXPECT_THROW(a.forward({static_cast<int32_t>(V)}, 0), Error);              // not a token
   EXPECT_THROW(m.decode({{.token = 1, .pos = 0, .seq = 3}}), Error);          // no such sequence
   EXPECT_THROW(m.decode({{.token = 1, .pos = 16, .seq = 0}}), Error);         // past the context
+}
+
+// The model code reaches the numbers only through the Backend interface: a backend that wraps
+// the CPU one (as a GPU backend would replace it) sees every operation and gives the same logits.
+TEST(Decoder, RunsOnAnyBackend) {
+  fs::path mp = model_path("smollm2");
+  if (!fs::exists(mp)) GTEST_SKIP() << "no " << mp;
+  struct Counting : model::Backend {
+    std::unique_ptr<model::Backend> cpu;
+    std::map<std::string, int> calls;
+    const char* name() const override { return "counting"; }
+    void begin(const std::vector<model::BatchToken>& b) override { ++calls["begin"]; cpu->begin(b); }
+    model::Act alloc(size_t r, size_t c) override { return cpu->alloc(r, c); }
+    void embed(const model::Weight& w, float s, model::Act x) override { ++calls["embed"]; cpu->embed(w, s, x); }
+    void rms_norm(model::Act x, const model::Weight& w, float e, size_t n, model::Act o) override {
+      ++calls["rms_norm"];
+      cpu->rms_norm(x, w, e, n, o);
+    }
+    void matmul(const model::Weight& w, model::Act x, model::Act y) override { ++calls["matmul"]; cpu->matmul(w, x, y); }
+    void add_bias(const model::Weight& b, model::Act y) override { ++calls["add_bias"]; cpu->add_bias(b, y); }
+    void rope(model::Act x, size_t h, float b) override { ++calls["rope"]; cpu->rope(x, h, b); }
+    void attention(const model::AttentionParams& p, model::Act q, model::Act k, model::Act v, model::Act o) override {
+      ++calls["attention"];
+      cpu->attention(p, q, k, v, o);
+    }
+    void glu(model::Activation a, model::Act g, model::Act u) override { ++calls["glu"]; cpu->glu(a, g, u); }
+    void add(model::Act x, model::Act y) override { ++calls["add"]; cpu->add(x, y); }
+    void select_rows(model::Act x, const std::vector<size_t>& r, model::Act o) override { cpu->select_rows(x, r, o); }
+    void read(model::Act x, float* h) override { ++calls["read"]; cpu->read(x, h); }
+    void copy_sequence(uint32_t s, uint32_t d, uint32_t n) override { cpu->copy_sequence(s, d, n); }
+  };
+  Counting* seen = nullptr;
+  auto file = std::make_shared<gguf::File>(gguf::File::open(mp.string()));
+  model::DecoderOptions opt{.n_ctx = 16, .threads = 2};
+  opt.backend = [&](const model::Config& c, const model::DecoderOptions& o) {
+    auto b = std::make_unique<Counting>();
+    b->cpu = model::make_cpu_backend(c, o);
+    seen = b.get();
+    return b;
+  };
+  model::Decoder wrapped(file, opt), plain(file, {.n_ctx = 16, .threads = 2});
+  std::vector<int32_t> toks = {504, 3458, 282, 4649};
+  EXPECT_EQ(wrapped.forward(toks, 0, true), plain.forward(toks, 0, true));
+  ASSERT_NE(seen, nullptr);
+  const int layers = static_cast<int>(wrapped.config().n_layer);
+  EXPECT_EQ(seen->calls["attention"], layers);
+  EXPECT_EQ(seen->calls["matmul"], 7 * layers + 1);  // q k v o gate up down, then the output
+  EXPECT_EQ(seen->calls["read"], 1);
 }
