@@ -15,7 +15,7 @@ JOBS         ?= $(shell nproc)
 CMAKE_FLAGS  ?=
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps configure build models test unit-test fuzz demo install bench clean
+.PHONY: all deps configure build models models-all test unit-test fuzz demo install bench clean
 
 all: build
 
@@ -31,7 +31,11 @@ build: configure
 models: deps
 	@scripts/fetch-models
 
-unit-test: build models
+# the tests also check Gemma 3 (parity with llama.cpp): every model
+models-all: deps
+	@scripts/fetch-models --all
+
+unit-test: build models-all
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 	@# tests skipped here (CUDA without a GPU) say why
 	@for t in $(BUILD)/tests/test_*; do "$$t" 2>/dev/null | grep -A1 ': Skipped$$' | grep -v -e '^--$$' -e ': Skipped$$' | sed "s|^|skipped in $$(basename $$t): |"; done
