@@ -42,6 +42,18 @@ class Cursor {
     pos_ += n;
     return s;
   }
+  // The next n bytes, as a view.
+  std::string_view view(size_t n, const char* what) {
+    need(n, what);
+    std::string_view v = b_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  std::string_view view_string(const char* what) {
+    uint64_t n = read<uint64_t>(what);
+    if (n > b_.size() - pos_) fail(fmt::format("{} has a length of {} bytes, past the end of the file", what, n));
+    return view(n, what);
+  }
   [[noreturn]] void fail(const std::string& what) const {
     throw input_error(fmt::format("{} (at byte {})", what, pos_), name_);
   }
@@ -96,8 +108,18 @@ Value read_value(Cursor& c, Type t, int depth) {
       // file cannot hold is corrupt, and is rejected before anything is allocated
       size_t min = v.elem == Type::String || v.elem == Type::Array ? 8 : fixed_size(v.elem);
       if (n > (c.size() - c.pos()) / min) c.fail(fmt::format("array of {} elements does not fit in the file", n));
-      v.array.reserve(n);
-      for (uint64_t k = 0; k < n; ++k) v.array.push_back(read_value(c, v.elem, depth + 1));
+      if (v.elem == Type::Array) {
+        v.array.reserve(n);
+        for (uint64_t k = 0; k < n; ++k) v.array.push_back(read_value(c, v.elem, depth + 1));
+      } else if (v.elem == Type::String) {
+        v.strings.reserve(n);
+        for (uint64_t k = 0; k < n; ++k) v.strings.push_back(c.view_string("a string in an array"));
+      } else {
+        v.packed = c.view(n * min, "an array");
+        if (v.elem == Type::Bool)
+          for (char b : v.packed)
+            if (static_cast<uint8_t>(b) > 1) c.fail(fmt::format("bool value {} is neither 0 nor 1", static_cast<uint8_t>(b)));
+      }
       break;
     }
     default: c.fail(fmt::format("unknown value type {}", static_cast<uint32_t>(t)));
@@ -119,6 +141,51 @@ std::optional<int64_t> Value::as_int() const {
     case Type::I8: case Type::I16: case Type::I32: case Type::I64: return i;
     default: return std::nullopt;
   }
+}
+
+size_t Value::size() const {
+  if (type != Type::Array) return 0;
+  if (!array.empty()) return array.size();
+  if (elem == Type::String) return strings.size();
+  const size_t w = fixed_size(elem);
+  return w ? packed.size() / w : 0;
+}
+
+Value Value::at(size_t k) const {
+  if (k >= size()) throw usage_error(fmt::format("array element {} of {}", k, size()));
+  if (!array.empty()) return array[k];
+  Value v;
+  v.type = elem;
+  if (elem == Type::String) {
+    v.s = std::string(strings[k]);
+    return v;
+  }
+  const char* p = packed.data() + k * fixed_size(elem);
+  auto get = [&](auto x) {
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  };
+  switch (elem) {
+    case Type::U8: v.u = get(uint8_t{}); break;
+    case Type::I8: v.i = get(int8_t{}); break;
+    case Type::U16: v.u = get(uint16_t{}); break;
+    case Type::I16: v.i = get(int16_t{}); break;
+    case Type::U32: v.u = get(uint32_t{}); break;
+    case Type::I32: v.i = get(int32_t{}); break;
+    case Type::U64: v.u = get(uint64_t{}); break;
+    case Type::I64: v.i = get(int64_t{}); break;
+    case Type::F32: v.f = get(float{}); break;
+    case Type::F64: v.f = get(double{}); break;
+    case Type::Bool: v.u = get(uint8_t{}); break;
+    default: break;
+  }
+  return v;
+}
+
+std::string_view Value::str(size_t k) const {
+  if (type != Type::Array || elem != Type::String || k >= size())
+    throw usage_error(fmt::format("not a string array element ({} of {})", k, size()));
+  return array.empty() ? strings[k] : std::string_view(array[k].s);
 }
 
 std::optional<double> Value::as_float() const {

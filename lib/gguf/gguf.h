@@ -11,7 +11,7 @@
 //
 //   gguf::File f = gguf::File::open("smollm2.gguf");       // mmap; throws loom::Error naming the
 //   f.get_string("general.architecture")                   // file and what is wrong
-//   const gguf::Value* tokens = f.find("tokenizer.ggml.tokens");   // tokens->array (strings)
+//   const gguf::Value* tokens = f.find("tokenizer.ggml.tokens");   // tokens->str(i), i < tokens->size()
 //
 // Every length and count is checked against the file size before it is used, so a truncated or
 // corrupt file is a clear error (exit 2), never a crash or a huge allocation.
@@ -43,7 +43,17 @@ struct Value {
   double f = 0;          // floats
   std::string s;         // string
   Type elem = Type::U8;  // array element type
+  // An array's elements. Built in memory (the writer) and arrays of arrays: `array`. Read from a
+  // file, numbers and strings stay where they lie in the file's bytes (a vocabulary of 262144
+  // tokens would otherwise take a Value each): `packed` (little-endian numbers) or `strings`
+  // (views). Read them through size(), at() and str(), which take every form.
   std::vector<Value> array;
+  std::string_view packed;
+  std::vector<std::string_view> strings;
+
+  size_t size() const;                  // elements of an array (0 for a scalar)
+  Value at(size_t k) const;             // element k of an array
+  std::string_view str(size_t k) const; // element k of an array of strings
 
   // Numeric value as the type asked, whatever integer type the file used (nullopt when it is not
   // a number).
@@ -66,7 +76,7 @@ class File {
   // Maps and parses `path`. Throws loom::Error (BadInput) for a malformed file.
   static File open(const std::string& path);
   // Parses bytes in memory (tests, fuzzing); `name` is used in errors. The bytes must outlive the
-  // File when tensor_data() is used.
+  // File (array values and tensor data are views into them).
   static File parse(std::string_view bytes, const std::string& name = "<memory>");
 
   File(File&&) noexcept;

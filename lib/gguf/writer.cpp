@@ -40,8 +40,9 @@ void put_value(std::string& out, const Value& v) {
     case Type::String: put_string(out, v.s); break;
     case Type::Array:
       put<uint32_t>(out, static_cast<uint32_t>(v.elem));
-      put<uint64_t>(out, v.array.size());
-      for (const Value& x : v.array) {
+      put<uint64_t>(out, v.size());
+      for (size_t k = 0; k < v.size(); ++k) {
+        const Value x = v.at(k);
         if (x.type != v.elem) throw usage_error(fmt::format("a GGUF array of {} holds a {}", type_name(v.elem), type_name(x.type)));
         put_value(out, x);
       }

@@ -186,39 +186,39 @@ class Loader {
   void read_tokens(Vocab& v) {
     const gguf::Value* tokens = array("tokenizer.ggml.tokens", {gguf::Type::String});
     if (!tokens) fail("no tokenizer.ggml.tokens array: the file has no vocabulary");
-    size_t n = tokens->array.size();
+    size_t n = tokens->size();
     if (n == 0) fail("tokenizer.ggml.tokens is empty");
     const gguf::Value* scores = array("tokenizer.ggml.scores", {gguf::Type::F32, gguf::Type::I32});
-    if (scores && scores->array.size() < n)
-      fail(fmt::format("tokenizer.ggml.scores has {} values for {} tokens", scores->array.size(), n));
+    if (scores && scores->size() < n)
+      fail(fmt::format("tokenizer.ggml.scores has {} values for {} tokens", scores->size(), n));
     const gguf::Value* types = array("tokenizer.ggml.token_type", {gguf::Type::I32});
-    if (types && types->array.size() < n)
-      fail(fmt::format("tokenizer.ggml.token_type has {} values for {} tokens", types->array.size(), n));
+    if (types && types->size() < n)
+      fail(fmt::format("tokenizer.ggml.token_type has {} values for {} tokens", types->size(), n));
     v.text.resize(n);
     v.score.assign(n, 0.0f);
     v.attr.assign(n, kNormal);
     v.ids.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-      std::string t = tokens->array[i].s;
+      std::string t(tokens->str(i));
       if (t.empty()) t = fmt::format("[EMPTY_{}]", i);
       auto [it, fresh] = v.ids.emplace(t, static_cast<TokenId>(i));
       if (!fresh) fail(fmt::format("token {} (\"{}\") repeats token {}", i, t, it->second));
       v.max_token_len = std::max(v.max_token_len, t.size());
       v.text[i] = std::move(t);
       if (scores) {
-        const gguf::Value& s = scores->array[i];
+        const gguf::Value s = scores->at(i);
         v.score[i] = scores->elem == gguf::Type::F32 ? static_cast<float>(s.f) : static_cast<float>(s.i);
       }
-      if (types) v.attr[i] = attr_of_type(types->array[i].i);
+      if (types) v.attr[i] = attr_of_type(types->at(i).as_int().value_or(0));
     }
   }
 
   void read_merges(Vocab& v) {
     const gguf::Value* merges = array("tokenizer.ggml.merges", {gguf::Type::String});
     if (!merges) fail("no tokenizer.ggml.merges: a gpt2 (BPE) vocabulary needs its merges");
-    v.ranks.reserve(merges->array.size());
-    for (size_t r = 0; r < merges->array.size(); ++r) {
-      const std::string& m = merges->array[r].s;
+    v.ranks.reserve(merges->size());
+    for (size_t r = 0; r < merges->size(); ++r) {
+      const std::string_view m = merges->str(r);
       size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
       if (sp == std::string::npos) continue;  // llama.cpp keeps it as ("", ""), which never matches
       v.ranks.emplace(m, static_cast<int32_t>(r));  // "left right"; the first of duplicates wins

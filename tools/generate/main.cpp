@@ -88,8 +88,8 @@ class Generator {
     if (auto e = file_->get_int("tokenizer.ggml.eos_token_id")) eog_.push_back(static_cast<int32_t>(*e));
     if (auto e = file_->get_int("tokenizer.ggml.eot_token_id")) eog_.push_back(static_cast<int32_t>(*e));
     if (const gguf::Value* toks = file_->find("tokenizer.ggml.tokens"))
-      for (size_t i = 0; i < toks->array.size(); ++i) {
-        const std::string& t = toks->array[i].s;
+      for (size_t i = 0; i < toks->size(); ++i) {
+        const std::string_view t = toks->str(i);
         if (t == "<|im_end|>" || t == "<end_of_turn>" || t == "<|eot_id|>" || t == "<|end_of_text|>" || t == "<|endoftext|>")
           eog_.push_back(static_cast<int32_t>(i));
       }
