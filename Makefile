@@ -55,7 +55,7 @@ demo: build models
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-bench: build
+bench: build models-all
 	tests/bench/run-all
 
 clean:
