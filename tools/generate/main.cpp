@@ -1,23 +1,28 @@
 // loom-generate — text from a GGUF language model on the CPU.
 //
 // One-off: `loom generate -m smollm2 "Once upon a time"` streams the continuation to stdout.
-// Records: each record's `prompt` (or --field) gets `completion`, `finish_reason`, `usage` and
-// `timings` added. The model (lib/model) computes as llama.cpp does; lib/tokenizer tokenizes with
-// the vocabulary stored in the same file.
-#include <chrono>
+// Records: each record's prompt (prompt.h: text, messages, a question with hits, a template)
+// gets `completion`, `finish_reason`, `usage` and `timings` added; --score adds `score` instead.
+// The generator (generator.h) decodes many records together; this file parses flags, reads and
+// writes records, and turns Ctrl-C into a clean end.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <random>
 
-#include "loom/chat/template.h"
-#include "loom/chat/value.h"
+#include "generator.h"
 #include "loom/cli/tool.h"
 #include "loom/gguf/gguf.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
-#include "loom/model/decoder.h"
-#include "loom/model/sampler.h"
 #include "loom/tokenizer/tokenizer.h"
+#include "prompt.h"
 
 using namespace loom;
 
@@ -27,15 +32,47 @@ struct Options {
   std::string model;
   std::vector<std::string> texts;
   std::string input = "-";
-  std::string field = "prompt";
-  size_t max_tokens = 256;
-  uint32_t n_ctx = 4096;
-  std::vector<std::string> stop;
-  std::string template_file;
-  bool chat = false;
-  model::SamplerOptions sampling{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f};  // llama.cpp's defaults
+  std::string field;  // default: prompt (text with --rag and --score)
+  bool chat = false, rag = false, score = false, truncate = false;
+  std::string template_file, chat_template_file;
+  uint32_t top_logprobs = 0;
   bool seed_given = false;
+  generate::Settings gen = [] {
+    generate::Settings s;
+    s.sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f};  // llama.cpp's defaults
+    return s;
+  }();
 };
+
+// ------------------------------------------------------------------------------------------------
+// Ctrl-C: the generator ends the requests in flight ("interrupted"), what is done is written,
+// and the exit status is 128 + the signal. A read waiting on stdin ends as at the end of input.
+
+std::atomic<int> g_signal{0};
+std::atomic<bool> g_stop{false};
+int g_devnull = -1;
+
+extern "C" void on_signal(int sig) {
+  g_signal.store(sig);
+  g_stop.store(true);
+  if (g_devnull >= 0) ::dup2(g_devnull, STDIN_FILENO);
+}
+
+void catch_signals(bool stdin_input) {
+  if (stdin_input) g_devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (int sig : {SIGINT, SIGTERM}) {
+    struct sigaction old {};
+    ::sigaction(sig, nullptr, &old);
+    if (old.sa_handler == SIG_IGN) continue;  // ignored by the shell (a background job): stays so
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the program at once
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 
 std::string model_file(const std::string& m) {
   namespace fs = std::filesystem;
@@ -48,245 +85,346 @@ std::string model_file(const std::string& m) {
   throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", m, root.string()));
 }
 
-// [{"role": "user", "content": text}]
-std::string chat_json(const std::string& text) {
-  json::Writer w;
-  w.begin_array();
-  w.begin_object();
-  w.key("role");
-  w.value("user");
-  w.key("content");
-  w.value(text);
-  w.end_object();
-  w.end_array();
-  return w.str();
+std::string base64(std::string_view in) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
+    out += abc[v >> 18];
+    out += abc[(v >> 12) & 63];
+    out += i + 1 < in.size() ? abc[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? abc[v & 63] : '=';
+  }
+  return out;
 }
 
-class Generator {
+class Records {
  public:
-  Generator(cli::Tool& tool, const Options& opt) : tool_(tool), opt_(opt) {
-    std::string path = model_file(opt.model);
-    file_ = std::make_shared<gguf::File>(gguf::File::open(path));
-    tok_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_gguf(*file_, path));
-    uint32_t n_ctx = opt.n_ctx;
-    model_ = std::make_unique<model::Decoder>(file_, model::DecoderOptions{n_ctx, std::max(1u, tool.common().threads)});
-    // the chat template: --template FILE, else the model's own
-    if (!opt.template_file.empty()) {
-      template_ = std::make_unique<chat::Template>(chat::Template::parse(io::read_all(*io::Input::open(opt.template_file)), opt.template_file));
-    } else if (auto t = file_->get_string("tokenizer.chat_template")) {
-      template_ = std::make_unique<chat::Template>(chat::Template::parse(*t, path + ": tokenizer.chat_template"));
-    }
-    auto token_text = [&](const char* key) -> std::string {
-      auto id = file_->get_int(key);
-      if (!id || *id < 0 || static_cast<size_t>(*id) >= tok_->vocab_size()) return "";
-      return std::string(tok_->piece(static_cast<int32_t>(*id)));
-    };
-    render_.add_generation_prompt = true;
-    render_.bos_token = token_text("tokenizer.ggml.bos_token_id");
-    render_.eos_token = token_text("tokenizer.ggml.eos_token_id");
-    // end of generation: the EOS id, and the end-of-turn tokens llama.cpp also stops at
-    if (auto e = file_->get_int("tokenizer.ggml.eos_token_id")) eog_.push_back(static_cast<int32_t>(*e));
-    if (auto e = file_->get_int("tokenizer.ggml.eot_token_id")) eog_.push_back(static_cast<int32_t>(*e));
-    if (const gguf::Value* toks = file_->find("tokenizer.ggml.tokens"))
-      for (size_t i = 0; i < toks->size(); ++i) {
-        const std::string_view t = toks->str(i);
-        if (t == "<|im_end|>" || t == "<end_of_turn>" || t == "<|eot_id|>" || t == "<|end_of_text|>" || t == "<|endoftext|>")
-          eog_.push_back(static_cast<int32_t>(i));
-      }
-  }
+  Records(cli::Tool& tool, const Options& opt, generate::Generator& gen, const generate::Prompter& prompter, uint64_t seed)
+      : tool_(tool), opt_(opt), gen_(gen), prompter_(prompter), seed_(seed) {}
 
-  struct Result {
-    std::string completion;
-    std::string finish_reason;
-    size_t prompt_tokens = 0, completion_tokens = 0;
-    double ttft_ms = 0, prompt_tps = 0, decode_tps = 0;
-  };
-
-  // The prompt text of a conversation (a JSON array of {"role", "content"}), by the chat template.
-  std::string render(std::string_view messages_json) const {
-    if (!template_) throw input_error("the model has no chat template (tokenizer.chat_template); give one with --template FILE");
-    return chat::apply(*template_, chat::Value::parse_json(messages_json), render_);
-  }
-
-  // Generates from `prompt`; `stream` (may be null) receives text as it becomes final. A rendered
-  // chat prompt already holds its special tokens (BOS among them): they are parsed, not added.
-  Result run(const std::string& prompt, const std::function<void(std::string_view)>& stream, bool rendered = false) {
-    using clock = std::chrono::steady_clock;
-    Result r;
-    std::vector<int32_t> ids = tok_->encode(prompt, {!rendered, rendered}).ids;
-    if (ids.empty()) throw input_error("the prompt is empty");
-    if (ids.size() >= model_->n_ctx())
-      throw input_error(fmt::format("the prompt has {} tokens; the context holds {} (--ctx)", ids.size(), model_->n_ctx()));
-    r.prompt_tokens = ids.size();
-    model::SamplerOptions so = opt_.sampling;
-    if (!opt_.seed_given) so.seed = std::random_device{}();
-    model::Sampler sampler(so);
-    auto t0 = clock::now();
-    std::vector<float> logits = model_->forward(ids, 0);
-    auto t1 = clock::now();
-    r.ttft_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-    r.prompt_tps = static_cast<double>(ids.size()) / std::max(1e-9, std::chrono::duration<double>(t1 - t0).count());
-    std::vector<int32_t> out;
-    std::string text;      // decoded completion so far
-    size_t emitted = 0;    // bytes of `text` already streamed
-    r.finish_reason = "length";
-    while (out.size() < opt_.max_tokens) {
-      int32_t next = sampler.sample(logits, ids);
-      if (std::find(eog_.begin(), eog_.end(), next) != eog_.end()) {
-        r.finish_reason = "stop";
-        break;
-      }
-      out.push_back(next);
-      ids.push_back(next);
-      text = tok_->decode(out, true);
-      // stop strings end the completion before them
-      bool stopped = false;
-      for (const std::string& s : opt_.stop)
-        if (size_t at = text.find(s); !s.empty() && at != std::string::npos) {
-          text.resize(at);
-          stopped = true;
-        }
-      // stream what is final: not a possible start of a stop string, not an unfinished character
-      size_t safe = text.size();
-      if (!stopped) {
-        while (safe >= emitted + 3 && text.compare(safe - 3, 3, "\xEF\xBF\xBD") == 0) safe -= 3;
-        for (const std::string& s : opt_.stop)
-          for (size_t k = std::min(s.size() - 1, safe); k > 0; --k)
-            if (safe >= k && text.compare(safe - k, k, s, 0, k) == 0) {
-              safe -= k;
-              break;
-            }
-      }
-      if (stream && safe > emitted) {
-        stream(std::string_view(text).substr(emitted, safe - emitted));
-        emitted = safe;
-      }
-      if (stopped) {
-        r.finish_reason = "stop";
-        break;
-      }
-      if (ids.size() >= model_->n_ctx()) break;
-      logits = model_->forward({next}, static_cast<uint32_t>(ids.size() - 1));
-    }
-    auto t2 = clock::now();
-    if (stream && text.size() > emitted) stream(std::string_view(text).substr(emitted));
-    r.completion = text;
-    r.completion_tokens = out.size();
-    double dec = std::chrono::duration<double>(t2 - t1).count();
-    r.decode_tps = out.size() > 1 && dec > 0 ? static_cast<double>(out.size() - 1) / dec : 0;
-    return r;
-  }
-
-  void process(io::Record& rec) {
-    Result r;
-    if (auto messages = rec.raw("messages")) {
-      r = run(render(*messages), nullptr, true);
-    } else {
-      auto prompt = rec.get_string(opt_.field);
-      if (!prompt) throw input_error(fmt::format("record has no \"{}\" field (a string) and no \"messages\"", opt_.field));
-      r = opt_.chat ? run(render(chat_json(*prompt)), nullptr, true) : run(*prompt, nullptr);
-    }
-    rec.set("completion", r.completion);
-    rec.set("finish_reason", r.finish_reason);
-    json::Writer w;
-    w.begin_object();
-    w.key("prompt_tokens");
-    w.value(static_cast<int64_t>(r.prompt_tokens));
-    w.key("completion_tokens");
-    w.value(static_cast<int64_t>(r.completion_tokens));
-    w.end_object();
-    rec.set_raw("usage", w.str());
-    w.clear();
-    w.begin_object();
-    w.key("ttft_ms");
-    w.value(r.ttft_ms);
-    w.key("prompt_tokens_per_s");
-    w.value(r.prompt_tps);
-    w.key("decode_tokens_per_s");
-    w.value(r.decode_tps);
-    w.end_object();
-    rec.set_raw("timings", w.str());
+  void run() {
+    in_ = io::Input::open(opt_.input);
+    reader_ = std::make_unique<io::JsonlReader>(*in_);
+    gen_.run([&] { return next(); }, [&](generate::Result&& r) { write(std::move(r)); }, &g_stop);
+    if (error_) throw *error_;
   }
 
  private:
+  struct Pending {
+    io::Record rec;
+    std::vector<chat::Value> source_ids;
+    size_t truncated = 0;
+  };
+
+  std::optional<generate::Request> next() {
+    for (;;) {
+      if (error_ || g_stop.load()) return std::nullopt;
+      Pending p;
+      try {
+        if (!reader_->next(p.rec)) return std::nullopt;
+        size_t max_tokens = opt_.gen.max_tokens;
+        if (auto m = p.rec.get_int("max_tokens")) {
+          if (*m < 1) throw input_error("\"max_tokens\" must be at least 1");
+          max_tokens = static_cast<size_t>(*m);
+        }
+        generate::Prompt prompt = prompter_.build(p.rec, max_tokens);
+        if (prompt.truncated)
+          tool_.warn("{}:{}: the prompt lost its first {} tokens to fit the context (--truncate)", reader_->name(), reader_->line(),
+                     prompt.truncated);
+        p.source_ids = std::move(prompt.source_ids);
+        p.truncated = prompt.truncated;
+        pending_.push_back(std::move(p));
+        return generate::Request{.task = opt_.score ? generate::Task::Score : generate::Task::Generate,
+                                 .tokens = std::move(prompt.tokens),
+                                 .max_tokens = max_tokens,
+                                 .seed = seed_ + (opt_.seed_given ? 0 : 0x9E3779B97F4A7C15ull * ++count_),
+                                 .stream = nullptr};
+      } catch (Error& e) {
+        if (g_stop.load()) return std::nullopt;  // the input was cut off by Ctrl-C
+        e.at(reader_->name(), reader_->line());
+        if (reader_->failed() || !tool_.skip(e)) error_ = e;  // the records before it are finished first
+      }
+    }
+  }
+
+  void write(generate::Result&& r) {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    io::Record& rec = p.rec;
+    if (r.interrupted && opt_.score) return;  // a partial score is no score
+    json::Writer w;
+    if (opt_.score) {
+      w.begin_object();
+      w.key("sum");
+      w.value(r.score_sum);
+      w.key("tokens");
+      w.value(static_cast<int64_t>(r.score_tokens));
+      w.key("mean");
+      if (r.score_tokens)
+        w.value(r.score_sum / static_cast<double>(r.score_tokens));
+      else
+        w.null();
+      w.key("perplexity");
+      if (r.score_tokens)
+        w.value(std::exp(-r.score_sum / static_cast<double>(r.score_tokens)));
+      else
+        w.null();
+      w.end_object();
+      rec.set_raw("score", w.str());
+    } else {
+      size_t generated = 0;
+      for (const auto& c : r.completions) generated += c.tokens;
+      if (r.completions.size() == 1) {
+        completion_fields(rec, r.completions[0], p);
+      } else {
+        w.begin_array();
+        for (const auto& c : r.completions) {
+          io::Record one;
+          completion_fields(one, c, p);
+          w.raw(one.to_json());
+        }
+        w.end_array();
+        rec.set_raw("completions", w.take());
+        w.clear();
+      }
+      w.begin_object();
+      w.key("prompt_tokens");
+      w.value(static_cast<int64_t>(r.prompt_tokens));
+      w.key("completion_tokens");
+      w.value(static_cast<int64_t>(generated));
+      if (p.truncated) {
+        w.key("truncated_tokens");
+        w.value(static_cast<int64_t>(p.truncated));
+      }
+      w.end_object();
+      rec.set_raw("usage", w.take());
+      w.clear();
+      w.begin_object();
+      w.key("ttft_ms");
+      w.value(r.ttft_ms);
+      w.key("prompt_tokens_per_s");
+      w.value(r.prompt_tokens_per_s);
+      w.key("decode_tokens_per_s");
+      w.value(r.decode_tokens_per_s);
+      w.end_object();
+      rec.set_raw("timings", w.str());
+    }
+    line_.clear();
+    rec.append_to(line_);
+    line_ += '\n';
+    tool_.out().write(line_);
+    tool_.out().flush();
+  }
+
+  // completion, finish_reason, logprobs (--logprobs), citations (--rag)
+  void completion_fields(io::Record& rec, const generate::Completion& c, const Pending& p) {
+    rec.set("completion", c.text);
+    rec.set("finish_reason", c.finish_reason);
+    json::Writer w;
+    if (opt_.gen.logprobs) {
+      auto token = [&](int32_t id, double lp) {
+        std::string bytes = gen_.token_bytes(id);
+        w.key("id");
+        w.value(static_cast<int64_t>(id));
+        if (json::valid_utf8(bytes)) {
+          w.key("token");
+          w.value(bytes);
+        } else {
+          w.key("bytes");
+          w.value(base64(bytes));
+        }
+        w.key("logprob");
+        w.value(lp);
+      };
+      w.begin_array();
+      for (const auto& t : c.logprobs) {
+        w.begin_object();
+        token(t.id, t.logprob);
+        w.key("top_logprobs");
+        w.begin_array();
+        for (const auto& [id, lp] : t.top) {
+          w.begin_object();
+          token(id, lp);
+          w.end_object();
+        }
+        w.end_array();
+        w.end_object();
+      }
+      w.end_array();
+      rec.set_raw("logprobs", w.take());
+      w.clear();
+    }
+    if (opt_.rag) {
+      w.begin_array();
+      for (size_t n : generate::citations(c.text, p.source_ids.size())) {
+        w.begin_object();
+        w.key("n");
+        w.value(static_cast<int64_t>(n));
+        const chat::Value& id = p.source_ids[n - 1];
+        if (id.is_string()) {
+          w.key("id");
+          w.value(id.str());
+        } else if (id.kind() == chat::Value::Kind::Int) {
+          w.key("id");
+          w.value(id.as_int());
+        }
+        w.end_object();
+      }
+      w.end_array();
+      rec.set_raw("citations", w.take());
+    }
+  }
+
   cli::Tool& tool_;
   const Options& opt_;
-  std::shared_ptr<gguf::File> file_;
-  std::unique_ptr<tok::Tokenizer> tok_;
-  std::unique_ptr<model::Decoder> model_;
-  std::vector<int32_t> eog_;
-  std::unique_ptr<chat::Template> template_;
-  chat::RenderOptions render_;
+  generate::Generator& gen_;
+  const generate::Prompter& prompter_;
+  const uint64_t seed_;  // every record's (--seed), or the first of a random series
+  std::unique_ptr<io::Input> in_;
+  std::unique_ptr<io::JsonlReader> reader_;
+  std::deque<Pending> pending_;  // records in flight, in input order
+  std::optional<Error> error_;
+  uint64_t count_ = 0;
+  std::string line_;
 };
 
-void run(cli::Tool& tool, Options& opt) {
+void check_modes(CLI::App& app, const Options& opt) {
+  auto given = [&](const char* name) { return app.get_option(name)->count() > 0; };
+  auto conflict = [](const char* a, const char* b) { throw usage_error(fmt::format("{} cannot be combined with {}", a, b)); };
   if (opt.model.empty()) throw usage_error("-m/--model is required (a .gguf file or a model name)");
-  Generator g(tool, opt);
+  if (!opt.texts.empty()) {
+    for (const char* o : {"--rag", "--score", "--template", "--logprobs", "--n", "--input"})
+      if (given(o)) throw usage_error(fmt::format("{} works on records: give them on stdin (or -i FILE), not as PROMPT arguments", o));
+  }
+  if (opt.score)
+    for (const char* o : {"--rag", "--chat", "--template", "--n", "--beams", "--logprobs", "--truncate"})
+      if (given(o)) conflict("--score", o);
+  if (opt.gen.beams > 1) {
+    for (const char* o : {"--n", "--logprobs", "--temperature", "--top-k", "--top-p", "--min-p", "--seed", "--repeat-penalty",
+                          "--frequency-penalty", "--presence-penalty"})
+      if (given(o)) conflict("--beams (a search, it does not sample)", o);
+  }
+  if (opt.chat && opt.rag) conflict("--chat", "--rag (which always uses the chat template)");
+}
+
+void run(cli::Tool& tool, CLI::App& app, Options& opt) {
+  check_modes(app, opt);
+  const std::string path = model_file(opt.model);
+  auto file = std::make_shared<gguf::File>(gguf::File::open(path));
+  tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*file, path);
+  if (opt.field.empty()) opt.field = opt.rag || opt.score ? "text" : "prompt";
+  generate::Prompter prompter(*file, path, tokenizer,
+                              {.field = opt.field,
+                               .chat = opt.chat,
+                               .rag = opt.rag,
+                               .score = opt.score,
+                               .template_file = opt.template_file,
+                               .chat_template_file = opt.chat_template_file,
+                               .n_ctx = opt.gen.n_ctx,
+                               .truncate = opt.truncate});
+  opt.gen.logprobs = app.get_option("--logprobs")->count() > 0;
+  opt.gen.top_logprobs = opt.top_logprobs;
+  generate::Settings settings = opt.gen;
+  settings.threads = tool.common().threads;
+  if (!opt.texts.empty()) settings.parallel = 1;  // one-off: one stream at a time
+  generate::Generator gen(file, tokenizer, settings);
+  const uint64_t seed = opt.seed_given ? opt.gen.sampling.seed : std::random_device{}();
+  catch_signals(opt.texts.empty() && opt.input == "-");
+
   if (!opt.texts.empty()) {  // one-off: stream each continuation
-    for (const auto& text : opt.texts) {
-      auto stream = [&](std::string_view piece) {
-        tool.out().write(piece);
-        tool.out().flush();
-      };
-      if (opt.chat)
-        g.run(g.render(chat_json(text)), stream, true);
-      else
-        g.run(text, stream);
-      tool.out().write("\n");
-    }
-    return;
+    size_t k = 0;
+    auto stream = [&](std::string_view piece) {
+      tool.out().write(piece);
+      tool.out().flush();
+    };
+    gen.run(
+        [&]() -> std::optional<generate::Request> {
+          if (k == opt.texts.size() || g_stop.load()) return std::nullopt;
+          generate::Prompt p = prompter.build_text(opt.texts[k++], opt.gen.max_tokens);
+          return generate::Request{
+              .task = generate::Task::Generate, .tokens = std::move(p.tokens), .max_tokens = 0, .seed = seed, .stream = stream};
+        },
+        [&](generate::Result&&) { tool.out().write("\n"); }, &g_stop);
+  } else {
+    Records(tool, opt, gen, prompter, seed).run();
   }
-  auto in = io::Input::open(opt.input);
-  io::JsonlReader reader(*in);
-  io::Record rec;
-  std::string line;
-  for (;;) {
-    try {
-      if (!reader.next(rec)) break;
-      g.process(rec);
-    } catch (Error& e) {
-      e.at(reader.name(), reader.line());
-      if (reader.failed() || !tool.skip(e)) throw;
-      continue;
-    }
-    line.clear();
-    rec.append_to(line);
-    line += '\n';
-    tool.out().write(line);
-    tool.out().flush();
-  }
+  if (g_stop.load()) throw runtime_error("interrupted: the output is complete up to here");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  cli::Tool tool("generate", "Generate text with a GGUF language model (llama, qwen2, qwen3, gemma3) on the CPU.\n\n"
-                             "With PROMPT arguments, streams each continuation to stdout. Otherwise reads records and adds\n"
-                             "completion, finish_reason (stop, length), usage and timings to each. A record's prompt is\n"
-                             "`prompt` (or --field), or `messages` ([{\"role\", \"content\"}, ...]) rendered with the model's\n"
-                             "chat template as transformers' apply_chat_template renders it.");
+  cli::Tool tool("generate",
+                 "Generate text with a GGUF language model (llama, qwen2, qwen3, gemma3) on the CPU.\n\n"
+                 "With PROMPT arguments, streams each continuation to stdout. Otherwise reads records and adds\n"
+                 "completion, finish_reason (stop, length, interrupted), usage and timings to each (--score: score).\n"
+                 "A record's prompt is `prompt` (or --field), or `messages` rendered with the model's chat template,\n"
+                 "or with --rag a question (`text`) and its `hits`, or --template FILE over the record's fields.");
   Options opt;
   auto& app = tool.app();
+  auto& g = opt.gen;
+  auto& s = opt.gen.sampling;
   app.add_option("texts", opt.texts, "Prompts to continue (instead of records on stdin)")->type_name("PROMPT...")->default_str("");
   app.add_option("-m,--model", opt.model, "Model: a .gguf file or a model name under $LOOM_MODELS")->type_name("MODEL");
   app.add_option("-i,--input", opt.input, "Records to read ('-' = stdin; .zst accepted)")->type_name("FILE");
-  app.add_option("--field", opt.field, "Field holding the prompt")->type_name("NAME");
+  app.add_option("--field", opt.field,
+                 "Field holding the prompt (default: prompt), the question (--rag) or the text (--score) (default: text)")
+      ->type_name("NAME");
   app.add_flag("--chat", opt.chat, "Treat each prompt as a user message and render it with the chat template");
-  app.add_option("--template", opt.template_file, "Chat template (Jinja) for messages, instead of the model's own")->type_name("FILE");
-  app.add_option("-n,--max-tokens", opt.max_tokens, "Most tokens to generate")->type_name("N");
-  app.add_option("--ctx", opt.n_ctx, "Context length (prompt + completion)")->type_name("N");
-  app.add_option("--temperature", opt.sampling.temperature, "Sampling temperature (0 = greedy)")->type_name("T");
-  app.add_option("--top-k", opt.sampling.top_k, "Keep the K most likely tokens (0 = all)")->type_name("K");
-  app.add_option("--top-p", opt.sampling.top_p, "Keep the smallest set of tokens whose probability reaches P")->type_name("P");
-  app.add_option("--min-p", opt.sampling.min_p, "Drop tokens under P times the most likely one's probability")->type_name("P");
-  app.add_option("--repeat-penalty", opt.sampling.repeat_penalty, "Penalize tokens already seen (1 = off)")->type_name("X");
-  app.add_option("--frequency-penalty", opt.sampling.frequency_penalty, "Minus X per earlier occurrence")->type_name("X");
-  app.add_option("--presence-penalty", opt.sampling.presence_penalty, "Minus X once a token has occurred")->type_name("X");
-  app.add_option("--seed", opt.sampling.seed, "Random seed: the same seed gives the same output (default: random)")
+  app.add_flag("--rag", opt.rag, "Answer a record's question (text) from its hits, citing them as [n]; adds citations");
+  app.add_option("--template", opt.template_file, "Prompt template (Jinja) over the record's fields (--rag: question, sources)")
+      ->type_name("FILE");
+  app.add_option("--chat-template-file", opt.chat_template_file, "Chat template (Jinja) instead of the model's own")->type_name("FILE");
+  app.add_flag("--score", opt.score, "Score the text instead of generating: adds score {sum, tokens, mean, perplexity}");
+  app.add_option("-n,--max-tokens", g.max_tokens, "Most tokens to generate (a record's max_tokens overrides)")
       ->type_name("N")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30).description(""));
+  app.add_option("--ctx", g.n_ctx, "Context length per sequence (prompt + completion; --score: window)")
+      ->type_name("N")
+      ->check(CLI::Range(2u, 1u << 20).description(""));
+  app.add_flag("--truncate", opt.truncate, "Keep the end of a prompt too long for the context (else an error)");
+  app.add_option("--parallel", g.parallel, "Records decoded together, sharing each forward pass")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 1024u).description(""));
+  app.add_option("-b,--batch-size", g.n_batch, "Most tokens in one forward pass")
+      ->type_name("N")
+      ->check(CLI::Range(2u, 1u << 16).description(""));
+  app.add_option("--n", g.samples, "Completions per prompt (a completions array when more than 1)")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 256u).description(""));
+  app.add_option("--beams", g.beams, "Beam search with N beams (no sampling)")->type_name("N")->check(CLI::Range(1u, 64u).description(""));
+  app.add_option("--logprobs", opt.top_logprobs, "Add each token's log-probability and the N most likely alternatives")
+      ->type_name("N")
+      ->check(CLI::Range(0u, 100u).description(""))
+      ->default_str("off");
+  app.add_flag("--ignore-eos", g.ignore_eos, "Never stop at an end-of-generation token");
+  app.add_option("--temperature", s.temperature, "Sampling temperature (0 = greedy)")
+      ->type_name("T")
+      ->check(CLI::Range(0.0f, 100.0f).description(""));
+  app.add_option("--top-k", s.top_k, "Keep the K most likely tokens (0 = all)")
+      ->type_name("K")
+      ->check(CLI::Range(0, 1 << 30).description(""));
+  app.add_option("--top-p", s.top_p, "Keep the smallest set of tokens whose probability reaches P")
+      ->type_name("P")
+      ->check(CLI::Range(0.0f, 1.0f).description(""));
+  app.add_option("--min-p", s.min_p, "Drop tokens under P times the most likely one's probability")
+      ->type_name("P")
+      ->check(CLI::Range(0.0f, 1.0f).description(""));
+  app.add_option("--repeat-penalty", s.repeat_penalty, "Penalize tokens among the last 64 (1 = off)")
+      ->type_name("X")
+      ->check(CLI::Range(0.01f, 100.0f).description(""));
+  app.add_option("--frequency-penalty", s.frequency_penalty, "Minus X per occurrence among the last 64 tokens")->type_name("X");
+  app.add_option("--presence-penalty", s.presence_penalty, "Minus X once a token is among the last 64")->type_name("X");
+  app.add_option("--seed", s.seed, "Random seed: the same seed gives the same output (sample j of --n: seed + j)")
+      ->type_name("N")
+      ->default_str("random")
       ->each([&](const std::string&) { opt.seed_given = true; });
-  app.add_option("--stop", opt.stop, "Stop before this string (repeatable)")->type_name("TEXT");
+  app.add_option("--stop", g.stop, "Stop before this string (repeatable)")->type_name("TEXT");
   tool.add_output();
   tool.add_on_error();
-  return tool.run(argc, argv, [&] { run(tool, opt); });
+  int status = tool.run(argc, argv, [&] { run(tool, app, opt); });
+  return g_signal.load() ? 128 + g_signal.load() : status;
 }
