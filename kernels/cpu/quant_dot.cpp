@@ -183,82 +183,120 @@ inline void k_scale_min(const uint8_t* s, int j, int& sc, int& mn) {
   }
 }
 
-// Integer parts of one K super-block: isum = sum over sub-blocks of scale * sum(q * a);
-// imin = sum over sub-blocks of min * (sum of the sub-block's activation quants).
-void kparts(const BlockQ4_K& w, const BlockQ8_K& a, int& isum, int& imin) {
-  isum = imin = 0;
-  for (int j = 0; j < 8; ++j) {
-    int sc, mn;
-    k_scale_min(w.scales, j, sc, mn);
-    const int c = j / 2, shift = (j % 2) * 4;
-    int s = 0;
-    for (int i = 0; i < 32; ++i) s += ((w.qs[32 * c + i] >> shift) & 15) * a.qs[32 * j + i];
-    isum += sc * s;
-    imin += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
-  }
+// The K types' weights of element e (0..255) of a super-block: Q4_K/Q5_K unsigned 0..15/0..31 in
+// sub-block e/32; Q6_K unsigned 0..63 (the -32 offset is taken off through the bsums).
+inline int kq(const BlockQ4_K& w, int e) { return (w.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15; }
+inline int kq(const BlockQ5_K& w, int e) {
+  return ((w.qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15) | ((w.qh[e % 32] >> (e / 32)) & 1) << 4;
 }
-void kparts(const BlockQ5_K& w, const BlockQ8_K& a, int& isum, int& imin) {
-  isum = imin = 0;
-  for (int j = 0; j < 8; ++j) {
-    int sc, mn;
-    k_scale_min(w.scales, j, sc, mn);
-    const int c = j / 2, shift = (j % 2) * 4;
-    int s = 0;
-    for (int i = 0; i < 32; ++i) {
-      const int q = ((w.qs[32 * c + i] >> shift) & 15) | ((w.qh[i] >> j) & 1) << 4;
-      s += q * a.qs[32 * j + i];
-    }
-    isum += sc * s;
-    imin += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
-  }
+inline int kq(const BlockQ6_K& w, int e) {
+  const int h = e / 128, m = (e % 128) / 32, l = e % 32;  // half, 32-chunk, position
+  const int lo = (w.ql[64 * h + 32 * (m % 2) + l] >> (4 * (m / 2))) & 15;
+  return lo | ((w.qh[32 * h + l] >> (2 * m)) & 3) << 4;
 }
-void kparts(const BlockQ6_K& w, const BlockQ8_K& a, int& isum, int& imin) {
-  isum = imin = 0;
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = w.ql + 64 * h;
-    const uint8_t* qh = w.qh + 32 * h;
-    const int8_t* aq = a.qs + 128 * h;
-    int s[8] = {};
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q0 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
-      const int q1 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
-      const int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-      const int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-      s[is + 0] += q0 * aq[l];
-      s[is + 2] += q1 * aq[l + 32];
-      s[is + 4] += q2 * aq[l + 64];
-      s[is + 6] += q3 * aq[l + 96];
+
+// The integer sums of one K super-block against its Q8_K block, grouped as llama.cpp's x86
+// kernels group them before converting to float:
+//   lane[k]  its AVX2 vec_dot: the products of elements 4k..4k+3 of every 32, times their scale
+//            (Q6_K: minus 32 * scale * bsum over elements 32k..32k+31, its offset term)
+//   pair[s]  Q4_K/Q5_K, its repacked gemm: scale * dot of sub-blocks 2s and 2s+1
+//   mins[s]  Q4_K/Q5_K: min * activation sum of sub-blocks 2s and 2s+1
+struct KSums {
+  int lane[8] = {}, pair[4] = {}, mins[4] = {};
+};
+
+template <class WB>
+KSums ksums(const WB& w, const BlockQ8_K& a) {
+  KSums s;
+  if constexpr (std::is_same_v<WB, BlockQ6_K>) {
+    for (int e = 0; e < kQKK; ++e) s.lane[(e % 32) / 4] += w.scales[e / 16] * kq(w, e) * a.qs[e];
+    for (int k = 0; k < 8; ++k) s.lane[k] -= 32 * (a.bsums[2 * k] * w.scales[2 * k] + a.bsums[2 * k + 1] * w.scales[2 * k + 1]);
+  } else {
+    for (int j = 0; j < 8; ++j) {
+      int sc, mn;
+      k_scale_min(w.scales, j, sc, mn);
+      for (int i = 0; i < 32; ++i) {
+        const int p = sc * kq(w, 32 * j + i) * a.qs[32 * j + i];
+        s.lane[i / 4] += p;
+        s.pair[j / 2] += p;
+      }
+      s.mins[j / 2] += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
     }
-    for (int k = 0; k < 8; ++k) isum += w.scales[8 * h + k] * s[k];
   }
+  return s;
 }
 
 inline float kdmin(const BlockQ4_K& w) { return fp16(w.dmin); }
 inline float kdmin(const BlockQ5_K& w) { return fp16(w.dmin); }
+inline float kdmin(const BlockQ6_K&) { return 0.0f; }
 
-// The float epilogue of one K super-block, shared by every path.
-template <bool kMin>
-inline void k_accumulate(float d, float dmin, int isum, int imin, float& acc, float& accm) {
-  acc = fmadd(d, static_cast<float>(isum), acc);
-  if constexpr (kMin) accm = fmadd(dmin, static_cast<float>(imin), accm);
+// The float state of one K-type output and the step each order takes per super-block; scalar
+// and SIMD code both go through it. wd, wdmin: the weight block's d and dmin; ad: Q8_K's d.
+struct KFloat {
+  float acc[8] = {}, accm[4] = {};  // vec_dot lanes
+  float summs = 0;                  // Q5_K's vec_dot: its mins, one scalar
+  float racc = 0, raccm = 0;        // repacked Q4_K; tiled: racc
+};
+
+template <class WB>
+inline void k_step(KOrder order, float wd, float wdmin, float ad, const KSums& s, KFloat& f) {
+  if (order == KOrder::VecDot) {
+    const float d = ad * wd;
+    for (int k = 0; k < 8; ++k) f.acc[k] = fmadd(d, static_cast<float>(s.lane[k]), f.acc[k]);
+    if constexpr (std::is_same_v<WB, BlockQ4_K>) {
+      const float dmin = -ad * wdmin;
+      for (int k = 0; k < 4; ++k) f.accm[k] = fmadd(dmin, static_cast<float>(s.mins[k]), f.accm[k]);
+    } else if constexpr (std::is_same_v<WB, BlockQ5_K>) {
+      const float dmin = -ad * wdmin;
+      f.summs = fmadd(dmin, static_cast<float>((s.mins[0] + s.mins[1]) + (s.mins[2] + s.mins[3])), f.summs);
+    }
+    return;
+  }
+  if (order == KOrder::Tiled) {  // the whole sums, d_w applied, then d_x by fma into one sum
+    int isum = 0;
+    for (int k = 0; k < 8; ++k) isum += s.lane[k];
+    float res = wd * static_cast<float>(isum);
+    if constexpr (!std::is_same_v<WB, BlockQ6_K>)
+      res = fmadd(-wdmin, static_cast<float>(s.mins[0] + s.mins[1] + s.mins[2] + s.mins[3]), res);
+    f.racc = fmadd(res, ad, f.racc);
+    return;
+  }
+  // repacked Q4_K: gemv converts the super-block's whole sums, gemm each pair of sub-blocks'
+  const float d = wd * ad, dmin = wdmin * ad;
+  if (order == KOrder::RepackGemv) {
+    int isum = 0;
+    for (int k = 0; k < 8; ++k) isum += s.lane[k];
+    f.racc = fmadd(static_cast<float>(isum), d, f.racc);
+    f.raccm = fmadd(static_cast<float>(s.mins[0] + s.mins[1] + s.mins[2] + s.mins[3]), dmin, f.raccm);
+  } else {
+    for (int p = 0; p < 4; ++p) {
+      f.racc = fmadd(static_cast<float>(s.pair[p]), d, f.racc);
+      f.raccm = fmadd(static_cast<float>(s.mins[p]), dmin, f.raccm);
+    }
+  }
 }
 
 template <class WB>
-float dotK_scalar(size_t nb, const void* wv, const void* av) {
-  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+inline float k_finish(KOrder order, const KFloat& f) {
+  if (order == KOrder::Tiled) return f.racc;
+  if (order != KOrder::VecDot) return f.racc - f.raccm;
+  if constexpr (std::is_same_v<WB, BlockQ4_K>) return reduce8(f.acc) + ((f.accm[0] + f.accm[2]) + (f.accm[1] + f.accm[3]));
+  if constexpr (std::is_same_v<WB, BlockQ5_K>) return reduce8(f.acc) + f.summs;
+  return reduce8(f.acc);
+}
+
+// The repacked orders exist for Q4_K only; another K type takes vec_dot's instead.
+inline KOrder k_order(GgmlType t, KOrder order) {
+  return t == GgmlType::Q4_K || order == KOrder::Tiled ? order : KOrder::VecDot;
+}
+
+template <class WB>
+float dotK_scalar(size_t nb, const void* wv, const void* av, KOrder order) {
   const WB* w = static_cast<const WB*>(wv);
   const BlockQ8_K* a = static_cast<const BlockQ8_K*>(av);
-  float acc[8] = {}, accm[8] = {};
-  for (size_t b = 0; b < nb; ++b) {
-    int isum, imin;
-    kparts(w[b], a[b], isum, imin);
-    float dmin = 0.0f;
-    if constexpr (kMin) dmin = kdmin(w[b]) * a[b].d;
-    k_accumulate<kMin>(fp16(w[b].d) * a[b].d, dmin, isum, imin, acc[b % 8], accm[b % 8]);
-  }
-  if constexpr (kMin) return reduce8(acc) - reduce8(accm);
-  return reduce8(acc);
+  KFloat f;
+  for (size_t b = 0; b < nb; ++b) k_step<WB>(order, fp16(w[b].d), kdmin(w[b]), a[b].d, ksums(w[b], a[b]), f);
+  return k_finish<WB>(order, f);
 }
 
 struct LoadF32 {
@@ -278,7 +316,7 @@ float float_dot_tail(size_t from, size_t n, const void* w, const void* a, float*
   return reduce32(acc);
 }
 
-float dot_scalar_impl(GgmlType t, size_t n, const void* w, const void* a) {
+float dot_scalar_impl(GgmlType t, size_t n, const void* w, const void* a, KOrder order = KOrder::VecDot) {
   const size_t nb = n / block_elems(t);
   float acc[32] = {};
   switch (t) {
@@ -290,9 +328,9 @@ float dot_scalar_impl(GgmlType t, size_t n, const void* w, const void* a) {
     case GgmlType::Q5_0: return dot32_scalar<BlockQ5_0, BlockQ8_0>(nb, w, a);
     case GgmlType::Q5_1: return dot32_scalar<BlockQ5_1, BlockQ8_1>(nb, w, a);
     case GgmlType::Q8_0: return dot32_scalar<BlockQ8_0, BlockQ8_0>(nb, w, a);
-    case GgmlType::Q4_K: return dotK_scalar<BlockQ4_K>(nb, w, a);
-    case GgmlType::Q5_K: return dotK_scalar<BlockQ5_K>(nb, w, a);
-    case GgmlType::Q6_K: return dotK_scalar<BlockQ6_K>(nb, w, a);
+    case GgmlType::Q4_K: return dotK_scalar<BlockQ4_K>(nb, w, a, order);
+    case GgmlType::Q5_K: return dotK_scalar<BlockQ5_K>(nb, w, a, k_order(GgmlType::Q5_K, order));
+    case GgmlType::Q6_K: return dotK_scalar<BlockQ6_K>(nb, w, a, k_order(GgmlType::Q6_K, order));
     default: bad("vec_dot: unsupported weight type");
   }
 }
@@ -577,7 +615,7 @@ inline void unpackK(const BlockQ5_K& b, KUnpacked& u) {
 }
 
 inline void unpackK(const BlockQ6_K& b, KUnpacked& u) {
-  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
   for (int h = 0; h < 2; ++h) {
     const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
     const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
@@ -589,11 +627,11 @@ inline void unpackK(const BlockQ6_K& b, KUnpacked& u) {
     const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, m4), high(2));
     const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), high(4));
     const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), high(6));
-    int8_t* out = u.q + 128 * h;
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi8(q0, off));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_sub_epi8(q1, off));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64), _mm256_sub_epi8(q2, off));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 96), _mm256_sub_epi8(q3, off));
+    int8_t* out = u.q + 128 * h;  // unsigned 0..63: the offset of 32 is taken off through the bsums
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), q0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32), q1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64), q2);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 96), q3);
   }
   u.scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
   u.mins = _mm256_setzero_si256();
@@ -601,56 +639,119 @@ inline void unpackK(const BlockQ6_K& b, KUnpacked& u) {
   u.dmin = 0.0f;
 }
 
-// Integer parts of one unpacked super-block against Q8_K activations (equal to kparts()).
-inline void kparts_simd(const KUnpacked& w, const BlockQ8_K& a, int& isum, int& imin) {
+// ksums() of one unpacked super-block, in vectors: the vec_dot lanes (lane), and for Q4_K/Q5_K
+// the pairs (pair, when asked) and mins. The quants are unsigned (0..15, 0..31, 0..63), so
+// maddubs takes them as they are; no pair sum of two products can reach the int16 limit.
+template <class WB>
+inline void ksums_simd(const KUnpacked& w, const BlockQ8_K& a, bool want_pairs, __m256i& lane, __m128i& pair, __m128i& mins) {
   // Scale vector for quants 32k..32k+31: dword k of w.scales broadcast, then its first int16
   // spread over the low 8 lanes (first 16 quants) and its second over the high 8.
   const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-  __m256i acc = _mm256_setzero_si256();
+  __m256i v[8];
   for (int k = 0; k < 8; ++k) {
     const __m256i wq = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q + 32 * k));
     const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * k));
-    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(aq, wq));
     const __m256i sc = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(w.scales, _mm256_set1_epi32(k)), spread);
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, sc));
+    v[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, aq), sc);
   }
-  isum = hsum_i32(acc);
+  const __m256i w01 = _mm256_add_epi32(v[0], v[1]), w23 = _mm256_add_epi32(v[2], v[3]);
+  const __m256i w45 = _mm256_add_epi32(v[4], v[5]), w67 = _mm256_add_epi32(v[6], v[7]);
+  lane = _mm256_add_epi32(_mm256_add_epi32(w01, w23), _mm256_add_epi32(w45, w67));
   const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-  imin = hsum_i32(_mm256_madd_epi16(bs, w.mins));
+  if constexpr (std::is_same_v<WB, BlockQ6_K>) {
+    lane = _mm256_sub_epi32(lane, _mm256_slli_epi32(_mm256_madd_epi16(bs, w.scales), 5));
+  } else {
+    const __m256i m8 = _mm256_madd_epi16(bs, w.mins);  // lane j: min_j * sum of sub-block j
+    mins = _mm_hadd_epi32(_mm256_castsi256_si128(m8), _mm256_extracti128_si256(m8, 1));
+    if (want_pairs) {  // the four pair sums: two horizontal adds and the halves folded
+      const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(w01, w23), _mm256_hadd_epi32(w45, w67));
+      pair = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    }
+  }
 }
 
-template <bool kMin>
-inline float finishK(const float* acc, const float* accm) {
-  if constexpr (kMin) return reduce8(acc) - reduce8(accm);
-  return reduce8(acc);
+// KFloat with the vec_dot lanes in vectors; the same operations as k_step/k_finish.
+struct KFloatV {
+  __m256 acc = _mm256_setzero_ps();
+  __m128 accm = _mm_setzero_ps();
+  float summs = 0, racc = 0, raccm = 0;
+};
+
+template <class WB>
+inline void k_step_simd(KOrder order, float wd, float wdmin, float ad, const KUnpacked& w, const BlockQ8_K& a, KFloatV& f) {
+  __m256i lane;
+  __m128i pair = _mm_setzero_si128(), mins = _mm_setzero_si128();
+  ksums_simd<WB>(w, a, order == KOrder::RepackGemm, lane, pair, mins);
+  if (order == KOrder::VecDot) {
+    f.acc = vfmadd(_mm256_set1_ps(ad * wd), _mm256_cvtepi32_ps(lane), f.acc);
+    if constexpr (std::is_same_v<WB, BlockQ4_K>) {
+#if defined(__FMA__)
+      f.accm = _mm_fmadd_ps(_mm_set1_ps(-ad * wdmin), _mm_cvtepi32_ps(mins), f.accm);
+#else
+      f.accm = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(-ad * wdmin), _mm_cvtepi32_ps(mins)), f.accm);
+#endif
+    } else if constexpr (std::is_same_v<WB, BlockQ5_K>) {
+      alignas(16) int m[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(m), mins);
+      f.summs = fmadd(-ad * wdmin, static_cast<float>((m[0] + m[1]) + (m[2] + m[3])), f.summs);
+    }
+    return;
+  }
+  alignas(16) int m[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(m), mins);
+  if (order == KOrder::Tiled) {
+    float res = wd * static_cast<float>(hsum_i32(lane));
+    if constexpr (!std::is_same_v<WB, BlockQ6_K>) res = fmadd(-wdmin, static_cast<float>(m[0] + m[1] + m[2] + m[3]), res);
+    f.racc = fmadd(res, ad, f.racc);
+    return;
+  }
+  const float d = wd * ad, dmin = wdmin * ad;
+  if (order == KOrder::RepackGemv) {
+    f.racc = fmadd(static_cast<float>(hsum_i32(lane)), d, f.racc);
+    f.raccm = fmadd(static_cast<float>(m[0] + m[1] + m[2] + m[3]), dmin, f.raccm);
+  } else {
+    alignas(16) int p[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(p), pair);
+    for (int s = 0; s < 4; ++s) {
+      f.racc = fmadd(static_cast<float>(p[s]), d, f.racc);
+      f.raccm = fmadd(static_cast<float>(m[s]), dmin, f.raccm);
+    }
+  }
+}
+
+template <class WB>
+inline float k_finish_simd(KOrder order, const KFloatV& f) {
+  if (order == KOrder::Tiled) return f.racc;
+  if (order != KOrder::VecDot) return f.racc - f.raccm;
+  const float lanes = hsum8(f.acc);
+  if constexpr (std::is_same_v<WB, BlockQ4_K>) {
+    __m128 m = _mm_add_ps(f.accm, _mm_movehl_ps(f.accm, f.accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return lanes + _mm_cvtss_f32(m);
+  }
+  if constexpr (std::is_same_v<WB, BlockQ5_K>) return lanes + f.summs;
+  return lanes;
 }
 
 // Raw weight row · Q8_K activations (matvec, vec_dot).
 template <class WB>
-float dotK_raw(const WB* w, size_t nb, const BlockQ8_K* a) {
-  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
-  float acc[8] = {}, accm[8] = {};
+float dotK_raw(const WB* w, size_t nb, const BlockQ8_K* a, KOrder order) {
+  KFloatV f;
   KUnpacked u;
   for (size_t b = 0; b < nb; ++b) {
     unpackK(w[b], u);
-    int isum, imin;
-    kparts_simd(u, a[b], isum, imin);
-    k_accumulate<kMin>(u.d * a[b].d, u.dmin * a[b].d, isum, imin, acc[b % 8], accm[b % 8]);
+    k_step_simd<WB>(order, u.d, u.dmin, a[b].d, u, a[b], f);
   }
-  return finishK<kMin>(acc, accm);
+  return k_finish_simd<WB>(order, f);
 }
 
 // Unpacked weight row · Q8_K activations (matmul).
-template <bool kMin>
-float dotK_unpacked(const KUnpacked* w, size_t nb, const BlockQ8_K* a) {
-  float acc[8] = {}, accm[8] = {};
-  for (size_t b = 0; b < nb; ++b) {
-    int isum, imin;
-    kparts_simd(w[b], a[b], isum, imin);
-    k_accumulate<kMin>(w[b].d * a[b].d, w[b].dmin * a[b].d, isum, imin, acc[b % 8], accm[b % 8]);
-  }
-  return finishK<kMin>(acc, accm);
+template <class WB>
+float dotK_unpacked(const KUnpacked* w, size_t nb, const BlockQ8_K* a, KOrder order) {
+  KFloatV f;
+  for (size_t b = 0; b < nb; ++b) k_step_simd<WB>(order, w[b].d, w[b].dmin, a[b].d, w[b], a[b], f);
+  return k_finish_simd<WB>(order, f);
 }
 
 // ---- float types ----
@@ -737,13 +838,21 @@ struct PreparedActs {
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
 };
 
-void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_t n_rows, PreparedActs& p) {
+// gemm (may be null): rows that llama.cpp's repacked gemm takes, whose Q8_K blocks it quantizes
+// with quantize_mat_q8_K (see quantize_row_q8_K).
+void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_t n_rows, PreparedActs& p,
+             const uint8_t* gemm = nullptr) {
   p.wtype = wtype;
   p.cols = cols;
   p.row_stride = activation_row_bytes(wtype, cols);
   p.raw.resize(p.row_stride * n_rows);
   if (X)
-    for (size_t t = 0; t < n_rows; ++t) quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
+    for (size_t t = 0; t < n_rows; ++t) {
+      if (gemm && gemm[t])
+        quantize_row_q8_K(X + t * cols, p.raw.data() + t * p.row_stride, cols, Q8KMax::PositiveFirst);
+      else
+        quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
+    }
   else if (act)
     std::memcpy(p.raw.data(), act, p.row_stride * n_rows);
 #if LOOM_QD_AVX2
@@ -837,8 +946,8 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
 }
 #endif
 
-// Dot of weight row `w` (raw) with prepared activation row t.
-float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t row) {
+// Dot of weight row `w` (raw) with prepared activation row t (`order`: Q4_K only).
+float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t row, KOrder order = KOrder::VecDot) {
 #if LOOM_QD_AVX2
   const size_t nb = n / block_elems(t);
   const void* a = p.row(row);
@@ -851,13 +960,13 @@ float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t
     case GgmlType::Q5_0: return dot32_row<BlockQ5_0>(w, nb, p, row);
     case GgmlType::Q5_1: return dot32_row<BlockQ5_1>(w, nb, p, row);
     case GgmlType::Q8_0: return dot32_row<BlockQ8_0>(w, nb, p, row);
-    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
-    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
-    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w), nb, static_cast<const BlockQ8_K*>(a));
+    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w), nb, static_cast<const BlockQ8_K*>(a), order);
+    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w), nb, static_cast<const BlockQ8_K*>(a), k_order(t, order));
+    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w), nb, static_cast<const BlockQ8_K*>(a), k_order(t, order));
     default: bad("unsupported weight type");
   }
 #else
-  return dot_scalar_impl(t, n, w, p.row(row));
+  return dot_scalar_impl(t, n, w, p.row(row), order);
 #endif
 }
 
@@ -909,9 +1018,10 @@ void matvec_prepared(GgmlType wtype, const void* W, size_t rows, size_t cols, co
                      float* y, const ThreadHint& th) {
   const size_t rb = row_bytes(wtype, cols);
   const uint8_t* w = static_cast<const uint8_t*>(W);
+  const KOrder order = repacked(wtype, rows) ? KOrder::RepackGemv : KOrder::VecDot;
   parallel_rows(rows, th, [&](size_t r0, size_t r1) {
     if (matmul32_rows(wtype, W, cols, p, 1, rows, y, r0, r1)) return;
-    for (size_t r = r0; r < r1; ++r) y[r] = row_dot(wtype, cols, w + r * rb, p, 0);
+    for (size_t r = r0; r < r1; ++r) y[r] = row_dot(wtype, cols, w + r * rb, p, 0, order);
   });
 }
 
@@ -977,7 +1087,7 @@ void quantize_row_q8_1(const float* x, void* dst, size_t n) {
   }
 }
 
-void quantize_row_q8_K(const float* x, void* dst, size_t n) {
+void quantize_row_q8_K(const float* x, void* dst, size_t n, Q8KMax rule) {
   if (n % kQKK) bad("quantize_row_q8_K: n not a multiple of 256");
   BlockQ8_K* y = static_cast<BlockQ8_K*>(dst);
   for (size_t b = 0; b < n / kQKK; ++b, x += kQKK) {
@@ -989,6 +1099,9 @@ void quantize_row_q8_K(const float* x, void* dst, size_t n) {
         max = x[j];
       }
     }
+    if (rule == Q8KMax::PositiveFirst && max < 0.0f)  // +amax present too: it wins
+      for (int j = 0; j < kQKK; ++j)
+        if (x[j] == amax) max = amax;
     BlockQ8_K& B = y[b];
     if (amax == 0.0f) {
       std::memset(&B, 0, sizeof B);
@@ -1004,6 +1117,8 @@ void quantize_row_q8_K(const float* x, void* dst, size_t n) {
     B.d = 1.0f / iscale;
   }
 }
+
+bool repacked(GgmlType wtype, size_t rows) { return wtype == GgmlType::Q4_K && rows % 8 == 0; }
 
 bool supports_weight_type(GgmlType t) {
   switch (t) {
@@ -1055,12 +1170,12 @@ void quantize_activations(GgmlType wtype, const float* x, void* dst, size_t n) {
 
 // ============================== public: dot, matvec, matmul ==============================
 
-float vec_dot_scalar(GgmlType wtype, size_t n, const void* w_row, const void* act) {
+float vec_dot_scalar(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrder order) {
   check_shape(wtype, n, "vec_dot_scalar");
-  return dot_scalar_impl(wtype, n, w_row, act);
+  return dot_scalar_impl(wtype, n, w_row, act, order);
 }
 
-float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act) {
+float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrder order) {
   check_shape(wtype, n, "vec_dot");
 #if LOOM_QD_AVX2
   if (!is_float_type(wtype) && !is_k_type(wtype)) {
@@ -1072,13 +1187,13 @@ float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act) {
     case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w_row, act);
     case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w_row, act);
     case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w_row, act);
-    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
-    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
-    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act));
+    case GgmlType::Q4_K: return dotK_raw(static_cast<const BlockQ4_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act), order);
+    case GgmlType::Q5_K: return dotK_raw(static_cast<const BlockQ5_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act), k_order(wtype, order));
+    case GgmlType::Q6_K: return dotK_raw(static_cast<const BlockQ6_K*>(w_row), n / kQKK, static_cast<const BlockQ8_K*>(act), k_order(wtype, order));
     default: break;
   }
 #endif
-  return dot_scalar_impl(wtype, n, w_row, act);
+  return dot_scalar_impl(wtype, n, w_row, act, order);
 }
 
 void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* x, float* y,
@@ -1106,8 +1221,7 @@ constexpr size_t kRowTile = 8;
 #if LOOM_QD_AVX2
 template <class WB>
 void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
-             size_t r0, size_t r1) {
-  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+             size_t r0, size_t r1, const KOrder* orders) {
   const size_t nb = cols / kQKK;
   const WB* w = static_cast<const WB*>(W);
   std::vector<KUnpacked> tile(kRowTile * nb);
@@ -1117,7 +1231,7 @@ void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens,
       for (size_t b = 0; b < nb; ++b) unpackK(w[(rt + i) * nb + b], tile[i * nb + b]);
     for (size_t t = 0; t < n_tokens; ++t) {
       const BlockQ8_K* a = static_cast<const BlockQ8_K*>(p.row(t));
-      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dotK_unpacked<kMin>(tile.data() + i * nb, nb, a);
+      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dotK_unpacked<WB>(tile.data() + i * nb, nb, a, orders[t]);
     }
   }
 }
@@ -1125,35 +1239,51 @@ void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens,
 
 // Float types (and the scalar build): the matvec row kernel, tiled the same way.
 void matmul_generic(GgmlType wtype, const void* W, size_t cols, const PreparedActs& p, size_t n_tokens,
-                    size_t rows, float* Y, size_t r0, size_t r1) {
+                    size_t rows, float* Y, size_t r0, size_t r1, const KOrder* orders) {
   const size_t rb = row_bytes(wtype, cols);
   const uint8_t* w = static_cast<const uint8_t*>(W);
   for (size_t rt = r0; rt < r1; rt += kRowTile) {
     const size_t nr = std::min(kRowTile, r1 - rt);
     for (size_t t = 0; t < n_tokens; ++t)
-      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = row_dot(wtype, cols, w + (rt + i) * rb, p, t);
+      for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = row_dot(wtype, cols, w + (rt + i) * rb, p, t, orders[t]);
   }
 }
 
 }  // namespace
 
+KOrder llama_order(GgmlType wtype, size_t rows, uint32_t pos, uint32_t len) {
+  if (repacked(wtype, rows)) return pos < len - len % 4 ? KOrder::RepackGemm : KOrder::RepackGemv;
+  if (is_k_type(wtype) && len >= 8) return KOrder::Tiled;
+  return KOrder::VecDot;
+}
+
 void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* X, size_t n_tokens, float* Y,
-            const ThreadHint& threads) {
+            const ThreadHint& threads, const TokenBatches* batches) {
   check_shape(wtype, cols, "matmul");
   if (n_tokens == 0 || rows == 0) return;
+  // each token's order, and which activations llama.cpp's repacked gemm quantizes its own way
+  std::vector<KOrder> orders(n_tokens, KOrder::VecDot);
+  std::vector<uint8_t> gemm(n_tokens, 0);
+  if (is_k_type(wtype))
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const uint32_t pos = batches ? batches->pos[t] : static_cast<uint32_t>(t);
+      const uint32_t len = batches ? batches->len[t] : static_cast<uint32_t>(n_tokens);
+      orders[t] = llama_order(wtype, rows, pos, len);
+      gemm[t] = orders[t] == KOrder::RepackGemm;
+    }
   PreparedActs p;
-  prepare(wtype, cols, X, nullptr, n_tokens, p);
+  prepare(wtype, cols, X, nullptr, n_tokens, p, gemm.data());
   parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
 #if LOOM_QD_AVX2
     switch (wtype) {
-      case GgmlType::Q4_K: return matmulK<BlockQ4_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q5_K: return matmulK<BlockQ5_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
-      case GgmlType::Q6_K: return matmulK<BlockQ6_K>(W, cols, p, n_tokens, rows, Y, r0, r1);
+      case GgmlType::Q4_K: return matmulK<BlockQ4_K>(W, cols, p, n_tokens, rows, Y, r0, r1, orders.data());
+      case GgmlType::Q5_K: return matmulK<BlockQ5_K>(W, cols, p, n_tokens, rows, Y, r0, r1, orders.data());
+      case GgmlType::Q6_K: return matmulK<BlockQ6_K>(W, cols, p, n_tokens, rows, Y, r0, r1, orders.data());
       default: break;
     }
 #endif
     if (matmul32_rows(wtype, W, cols, p, n_tokens, rows, Y, r0, r1)) return;
-    matmul_generic(wtype, W, cols, p, n_tokens, rows, Y, r0, r1);
+    matmul_generic(wtype, W, cols, p, n_tokens, rows, Y, r0, r1, orders.data());
   });
 }
 

@@ -23,12 +23,22 @@
 // bsums = sums of q per 16. (llama.cpp's portable scalar quantize_row_q8_0_ref uses 1/d and
 // round-half-away instead; its x86 build does not.)
 //
-// Determinism. Integer block sums are exact. The float part is fixed: block (or element, for the
-// float types) b is accumulated with one fused multiply-add into lane b % 8 (b % 32 for float
-// types) and the lanes are summed in one fixed tree. Every path — scalar, AVX2, AVX-512, matvec,
-// matmul, any number of threads — performs the same float operations, so all give bit-identical
-// results (the tests check ==). The sum order differs from llama.cpp's, so results agree with it
-// to float rounding (~1e-6 relative), not bitwise.
+// Float order. Integer block sums are exact; the float part follows llama.cpp's x86 (AVX2)
+// build operation for operation, so that loom's results equal llama.cpp's bitwise:
+//   - 32-element types: per block, 8 int32 lanes (lane i: elements 4i..4i+3) converted and
+//     added with d_w*d_x into 8 float lanes by fma; the lanes summed as hsum_float_8 (reduce8);
+//     Q4_1/Q5_1 add m_w*s_x into one scalar by fma. (tinyBLAS, its mat-mat, does the same.)
+//   - K types, KOrder::VecDot: ggml_vec_dot_q*_K_q8_K's lanes (see KSums in quant_dot.cpp);
+//     KOrder::Tiled: its tiled K-quant mat-mat, taken for batches of 8 tokens or more, which
+//     converts a super-block's whole sums and accumulates d_x * (d_w * sum) by fma.
+//   - Q4_K with a multiple of 8 rows: llama.cpp repacks these weights (8 rows interleaved) and
+//     uses its gemv for a lone token and its gemm for groups of 4 tokens (the first n - n%4 of
+//     a batch of n), which convert a super-block's sums (gemv) or each pair of sub-blocks' sums
+//     (gemm) to float once, and quantize the gemm tokens' activations with their own rule
+//     (Q8KMax::PositiveFirst). matvec takes the gemv order, matmul the one llama.cpp would take
+//     for each token (llama_order).
+// Every path — scalar, AVX2, AVX-512, matvec, matmul, any number of threads — performs the same
+// float operations, so all give bit-identical results (the tests check ==).
 //
 // Preconditions: n (cols) must be a multiple of the weight type's block (32, or 256 for the K
 // types); a violation, or a weight type not listed above, throws std::invalid_argument. Buffers
@@ -51,7 +61,24 @@ bf16_bits f32_to_bf16(float f);
 // ---- activation quantization; n % block == 0, dst holds n/block blocks ----
 void quantize_row_q8_0(const float* x, void* dst, size_t n);  // n % 32 == 0
 void quantize_row_q8_1(const float* x, void* dst, size_t n);  // n % 32 == 0
-void quantize_row_q8_K(const float* x, void* dst, size_t n);  // n % 256 == 0
+// Which value's sign the Q8_K scale takes when +max and -max both occur: the first one
+// (quantize_row_q8_K_ref), or the positive one (the AVX2 quantize_mat_q8_K of repacked gemm).
+enum class Q8KMax : uint8_t { First, PositiveFirst };
+void quantize_row_q8_K(const float* x, void* dst, size_t n, Q8KMax rule = Q8KMax::First);  // n % 256 == 0
+
+// The float order of a K-type dot (see above); only Q4_K has the repacked orders.
+enum class KOrder : uint8_t { VecDot, RepackGemv, RepackGemm, Tiled };
+// Does llama.cpp's x86 build repack these weights (Q4_K, rows % 8 == 0)?
+bool repacked(GgmlType wtype, size_t rows);
+// The order llama.cpp takes for token `pos` of a batch of `len` tokens (K types; else VecDot).
+KOrder llama_order(GgmlType wtype, size_t rows, uint32_t pos, uint32_t len);
+// For matmul: token t of the call is token pos[t] of a batch of len[t] tokens as llama.cpp would
+// compute it (so that tokens of several sequences can share one call and each get what it alone
+// would get).
+struct TokenBatches {
+  const uint32_t* pos;
+  const uint32_t* len;
+};
 
 // Is `wtype` a weight type these kernels take (F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K
 // Q6_K)?
@@ -65,9 +92,9 @@ void quantize_activations(GgmlType wtype, const float* x, void* dst, size_t n);
 
 // ---- dot products: one weight row (n values of wtype) · one activation row ----
 // act is in activation_type(wtype) (from quantize_activations). Uses the best SIMD compiled in.
-float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act);
+float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrder order = KOrder::VecDot);
 // The same, plain scalar code; bit-identical to vec_dot (the reference the tests hold SIMD to).
-float vec_dot_scalar(GgmlType wtype, size_t n, const void* w_row, const void* act);
+float vec_dot_scalar(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrder order = KOrder::VecDot);
 
 // ---- threading ----
 // How a kernel may split its rows. `run(n_tasks, task)` must call task(i) once for every i in
@@ -81,7 +108,8 @@ struct ThreadHint {
 };
 
 // y[r] = W[r] · x for r < rows. W: rows x cols of wtype (row stride = cols/block * block_bytes);
-// x: cols floats; y: rows floats. x is converted to the activation type once.
+// x: cols floats; y: rows floats. x is converted to the activation type once. Repacked Q4_K:
+// KOrder::RepackGemv.
 void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* x, float* y,
             const ThreadHint& threads = {});
 // matvec with x already converted (act: activation_row_bytes(wtype, cols) bytes).
@@ -89,9 +117,12 @@ void matvec_act(GgmlType wtype, const void* W, size_t rows, size_t cols, const v
                 float* y, const ThreadHint& threads = {});
 
 // Y[t*rows + r] = W[r] · X[t*cols ..] for t < n_tokens (prompt processing). X: n_tokens x cols
-// floats; Y: n_tokens x rows floats. Bit-identical to n_tokens calls of matvec; faster, since
-// each weight row is unpacked once and reused across a tile of tokens.
+// floats; Y: n_tokens x rows floats. Each token is computed in the order llama_order gives for
+// its place in its batch (`batches`; null: all n_tokens are one batch), with the repacked gemm's
+// tokens quantized by Q8KMax::PositiveFirst: for the 32-element types that is matvec's order
+// whatever the batch. Faster than matvec per token: each weight row is unpacked once for a tile
+// of tokens.
 void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* X,
-            size_t n_tokens, float* Y, const ThreadHint& threads = {});
+            size_t n_tokens, float* Y, const ThreadHint& threads = {}, const TokenBatches* batches = nullptr);
 
 }  // namespace loom::kernels

@@ -49,6 +49,7 @@ struct AttentionParams {
   uint32_t layer = 0;
   uint32_t window = 0;  // sliding window (positions p-window+1 .. p), 0: all positions
   float scale = 1.0f;   // multiplies q.k
+  float q_scale = 1.0f; // multiplies q (in f32) before q.k
 };
 
 class Backend {

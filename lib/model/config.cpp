@@ -84,6 +84,9 @@ Config Config::from_gguf(const gguf::File& f) {
       c.post_norms = true;
       c.act = Activation::GeluTanh;
       c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
+      // q is scaled before q·k, by 1/sqrt(head_dim) (27B, 62 layers: by 1/sqrt(n_embd / n_head))
+      c.scale_q = true;
+      if (c.n_layer == 62) c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_embd / c.n_head));
       c.sliding_window = opt_int("attention.sliding_window", 0);
       c.rope_base_local = 10000.0f;
       for (uint32_t l = 0; l < c.n_layer; ++l) c.layer_sliding[l] = c.sliding_window > 0 && (l + 1) % 6 != 0;

@@ -33,7 +33,8 @@ struct Config {
   float rope_scale = 1.0f;    // linear scaling: positions divided by this
   uint32_t sliding_window = 0;            // 0: none
   std::vector<bool> layer_sliding;        // per layer: uses the sliding window
-  float attn_scale = 0;                   // multiplies q·k
+  float attn_scale = 0;                   // multiplies q·k ...
+  bool scale_q = false;                   // ... by multiplying q first (Gemma 3), as llama.cpp does
   float embd_scale = 1.0f;                // multiplies the token embedding (Gemma: sqrt(n_embd))
   bool qk_norm = false;                   // RMS norm of q and k per head (Qwen3, Gemma 3)
   bool post_norms = false;                // norms after attention and FFN (Gemma 3)

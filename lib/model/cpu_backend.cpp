@@ -251,12 +251,12 @@ inline void with_count(size_t n, F&& fn) {
 // that touch [first, p] are visited here (same lanes, same sums). Each key row and value column is
 // widened once for all G heads.
 void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, const uint16_t* const* vcols,
-                         size_t hd, size_t hdv, uint32_t first, uint32_t p, float scale, bool one_token, float* out) {
+                         size_t hd, size_t hdv, uint32_t first, uint32_t p, float q_scale, float scale, bool one_token, float* out) {
   thread_local std::vector<float> qh, w;
   const uint32_t g0 = first / 8 * 8, g1 = (p / 8 + 1) * 8;  // [g0, g1): whole 8-cell groups
   const size_t span = g1 - g0;
   qh.resize(G * hd);
-  for (size_t i = 0; i < G * hd; ++i) qh[i] = round_f16(q[i]);
+  for (size_t i = 0; i < G * hd; ++i) qh[i] = round_f16(q[i] * q_scale);
   w.assign(G * span, 0.0f);
   auto wv = [&](size_t g) { return w.data() + g * span - g0; };  // wv(g)[j] for j in [g0, g1)
   // scores
@@ -401,6 +401,15 @@ class CpuBackend final : public Backend {
     // what llama.cpp computes for it alone, whatever else shares the batch.
     seq_tokens_.assign(n_seq_, 0);
     for (const BatchToken& b : batch) ++seq_tokens_[b.seq];
+    // Likewise the K-type mat-muls, whose order in llama.cpp depends on the batch
+    // (kernels::llama_order): each token is placed in a batch of its own sequence's tokens.
+    tok_pos_.resize(batch.size());
+    tok_len_.resize(batch.size());
+    std::vector<uint32_t> seen(n_seq_, 0);
+    for (size_t t = 0; t < batch.size(); ++t) {
+      tok_pos_[t] = seen[batch[t].seq]++;
+      tok_len_[t] = seq_tokens_[batch[t].seq];
+    }
   }
 
   Act alloc(size_t rows, size_t cols) override {
@@ -435,8 +444,12 @@ class CpuBackend final : public Backend {
     hint.run = [this](size_t n_tasks, const std::function<void(size_t)>& task) { pool_->for_each(n_tasks, task); };
     if (x.rows == 1)
       kernels::matvec(w.type, w.data, w.rows, w.cols, f(x), f(y), hint);
-    else
+    else if (x.rows == batch_->size()) {
+      const kernels::TokenBatches tb{tok_pos_.data(), tok_len_.data()};
+      kernels::matmul(w.type, w.data, w.rows, w.cols, f(x), x.rows, f(y), hint, &tb);
+    } else {  // the rows chosen for logits: one batch, as llama.cpp's output mat-mul
       kernels::matmul(w.type, w.data, w.rows, w.cols, f(x), x.rows, f(y), hint);
+    }
   }
 
   void add_bias(const Weight& b, Act y) override {
@@ -483,7 +496,7 @@ class CpuBackend final : public Backend {
       const uint32_t first = ap.window && p >= ap.window ? p - ap.window + 1 : 0;
       const uint16_t** cols = &vcols_[(t * H + h0) * hdv];
       for (size_t i = 0; i < hdv; ++i) cols[i] = v_col(seq, l, kvh * hdv + i);
-      attend_group(f(q) + t * q_dim + h0 * hd, G, k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, ap.scale,
+      attend_group(f(q) + t * q_dim + h0 * hd, G, k_at(seq, l, 0) + kvh * hd, kv_dim, cols, hd, hdv, first, p, ap.q_scale, ap.scale,
                    seq_tokens_[seq] == 1, f(out) + t * H * hdv + h0 * hdv);
     });
   }
@@ -561,6 +574,7 @@ class CpuBackend final : public Backend {
   std::vector<float> rope_bases_;
   std::vector<std::vector<float>> rope_tables_;
   std::vector<uint32_t> seq_tokens_;
+  std::vector<uint32_t> tok_pos_, tok_len_;  // each batch token's place among its sequence's
   std::vector<const uint16_t*> vcols_;
 };
 

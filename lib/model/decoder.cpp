@@ -144,7 +144,8 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
     const float base = sliding ? c.rope_base_local : c.rope_base;
     be.rope(q, H, base);
     be.rope(k, Hkv, base);
-    be.attention({.layer = l, .window = sliding ? c.sliding_window : 0, .scale = c.attn_scale}, q, k, v, att);
+    be.attention({.layer = l, .window = sliding ? c.sliding_window : 0, .scale = c.scale_q ? 1.0f : c.attn_scale,
+                  .q_scale = c.scale_q ? c.attn_scale : 1.0f}, q, k, v, att);
     be.matmul(*L.wo, att, o);
     if (L.post_attn_norm) be.rms_norm(o, *L.post_attn_norm, c.rms_eps, E, o);
     be.add(x, o);

@@ -3,10 +3,13 @@
 //   - activation quantization follows llama.cpp's x86 rules (127/amax, round half to even; Q8_K's
 //     signed max and -127/max), checked on hand-made blocks with ties;
 //   - f16/bf16 conversions against F16C (where compiled) and exhaustively for widening;
-//   - for every weight type: vec_dot (SIMD) == vec_dot_scalar exactly — both perform the same float
-//     operations by design, so no tolerance is needed; vec_dot against a plain double-precision
-//     reference built from this file's own dequantizer; matvec and matmul == vec_dot per row, for
-//     1, 2 and 3 threads and through a caller-supplied parallel-for;
+//   - for every weight type and float order (KOrder): vec_dot (SIMD) == vec_dot_scalar exactly —
+//     both perform the same float operations by design, so no tolerance is needed; vec_dot against
+//     a plain double-precision reference built from this file's own dequantizer; matvec and matmul
+//     == vec_dot per row in the order llama.cpp takes for the token's place in its batch
+//     (llama_order: repacked Q4_K gemm/gemv, tiled K types from 8 tokens), for 1, 2 and 3 threads
+//     and through a caller-supplied parallel-for; the orders themselves are held to llama.cpp's
+//     logits by the decoder's parity tests (test_decoder.cpp);
 //   - n not a multiple of the block throws std::invalid_argument;
 //   - a speed report (printed, not asserted) for a SmolLM2-sized Q4_1 matrix.
 #include <gtest/gtest.h>
@@ -408,6 +411,16 @@ TEST(QuantDotActivations, Q8_KUsesSignedMaxAndHalfEven) {
   EXPECT_EQ(b.qs[11], -2);
   EXPECT_EQ(b.qs[12], 4);
 
+  // +127 and -127 both present, -127 first: the repacked gemm's rule takes the positive one
+  x[10] = -127.0f;
+  x[13] = 127.0f;
+  quantize_row_q8_K(x, &b, 256, Q8KMax::PositiveFirst);
+  EXPECT_EQ(b.d, -1.0f);
+  EXPECT_EQ(b.qs[10], 127);
+  EXPECT_EQ(b.qs[13], -127);
+  quantize_row_q8_K(x, &b, 256, Q8KMax::First);
+  EXPECT_EQ(b.d, 1.0f);
+
   float z[256] = {};
   quantize_row_q8_K(z, &b, 256);
   EXPECT_EQ(b.d, 0.0f);
@@ -445,9 +458,12 @@ TEST_P(QuantDotType, SimdEqualsScalarExactly) {
       const auto w = random_weights(t, 1, n, rng);
       const auto x = random_floats(n, rng, rep % 2 ? 1.0f : 30.0f);
       const auto a = acts(t, x.data(), n);
-      const float simd = vec_dot(t, n, w.data(), a.data());
-      const float scalar = vec_dot_scalar(t, n, w.data(), a.data());
-      ASSERT_EQ(simd, scalar) << type_name(t) << " n=" << n << " rep=" << rep << " (" << simd_compiled() << ")";
+      for (KOrder o : {KOrder::VecDot, KOrder::RepackGemv, KOrder::RepackGemm, KOrder::Tiled}) {
+        const float simd = vec_dot(t, n, w.data(), a.data(), o);
+        const float scalar = vec_dot_scalar(t, n, w.data(), a.data(), o);
+        ASSERT_EQ(simd, scalar) << type_name(t) << " n=" << n << " rep=" << rep << " order " << int(o) << " ("
+                                << simd_compiled() << ")";
+      }
     }
   }
 }
@@ -464,8 +480,10 @@ TEST_P(QuantDotType, MatchesDoublePrecisionReference) {
       const auto x = random_floats(n, rng);
       const auto a = acts(t, x.data(), n);
       const RefDot r = ref_dot(t, w.data(), dequant_act(t, a, n), n);
+      double err = 0;
+      for (KOrder o : {KOrder::VecDot, KOrder::RepackGemv, KOrder::RepackGemm, KOrder::Tiled})
+        err = std::max(err, std::fabs(vec_dot(t, n, w.data(), a.data(), o) - r.value) / (r.magnitude + 1e-30));
       const float got = vec_dot(t, n, w.data(), a.data());
-      const double err = std::fabs(got - r.value) / (r.magnitude + 1e-30);
       worst = std::max(worst, err);
       ASSERT_LE(err, 1e-5) << type_name(t) << " n=" << n << " got " << got << " want " << r.value;
     }
@@ -493,20 +511,33 @@ TEST_P(QuantDotType, QuantizedDotTracksFloatDot) {
   }
 }
 
-TEST_P(QuantDotType, MatvecAndMatmulEqualVecDotPerRow) {
-  const GgmlType t = GetParam();
-  std::mt19937 rng(400 + static_cast<int>(t));
+// rows: 37 (no type is repacked), 40 (Q4_K is: llama.cpp's repacked gemv/gemm orders)
+class QuantDotMatrix : public ::testing::TestWithParam<std::tuple<GgmlType, size_t>> {};
+
+TEST_P(QuantDotMatrix, MatvecAndMatmulEqualVecDotPerRow) {
+  const auto [t, rows] = GetParam();
+  std::mt19937 rng(400 + static_cast<int>(t) + static_cast<int>(rows));
   const size_t cols = type_size(t).block_elems == 256 ? 256 * 3 : (type_size(t).block_elems == 32 ? 32 * 11 : 101);
-  const size_t rows = 37, n_tokens = 13;
+  const size_t n_tokens = 13;
   const auto W = random_weights(t, rows, cols, rng);
   const auto X = random_floats(n_tokens * cols, rng);
   const size_t rb = row_bytes(t, cols);
+  EXPECT_EQ(repacked(t, rows), t == GgmlType::Q4_K && rows == 40);
 
-  std::vector<float> want(n_tokens * rows);
-  for (size_t tok = 0; tok < n_tokens; ++tok) {
-    const auto a = acts(t, X.data() + tok * cols, cols);
-    for (size_t r = 0; r < rows; ++r) want[tok * rows + r] = vec_dot(t, cols, W.data() + r * rb, a.data());
-  }
+  // token tok of a batch of len, as llama.cpp computes it (its activations by the gemm's rule
+  // where that takes it)
+  auto want_at = [&](size_t tok, uint32_t pos, uint32_t len, size_t r) {
+    const KOrder o = llama_order(t, rows, pos, len);
+    std::vector<uint8_t> a(activation_row_bytes(t, cols));
+    if (o == KOrder::RepackGemm)
+      quantize_row_q8_K(X.data() + tok * cols, a.data(), cols, Q8KMax::PositiveFirst);
+    else
+      quantize_activations(t, X.data() + tok * cols, a.data(), cols);
+    return vec_dot(t, cols, W.data() + r * rb, a.data(), o);
+  };
+  std::vector<float> want(n_tokens * rows);  // each token alone: matvec
+  for (size_t tok = 0; tok < n_tokens; ++tok)
+    for (size_t r = 0; r < rows; ++r) want[tok * rows + r] = want_at(tok, 0, 1, r);
 
   // A caller's parallel-for: runs the tasks in reverse order on the calling thread.
   ThreadHint pool;
@@ -527,12 +558,50 @@ TEST_P(QuantDotType, MatvecAndMatmulEqualVecDotPerRow) {
       matvec_act(t, W.data(), rows, cols, a.data(), y.data(), th);
       for (size_t r = 0; r < rows; ++r) ASSERT_EQ(y[r], want[tok * rows + r]) << type_name(t) << " matvec_act";
     }
-    for (size_t nt : {size_t(1), size_t(5), n_tokens}) {
+    for (size_t nt : {size_t(1), size_t(5), size_t(8), n_tokens}) {  // one batch of nt
       std::vector<float> Y(nt * rows, -1.0f);
       matmul(t, W.data(), rows, cols, X.data(), nt, Y.data(), th);
-      for (size_t i = 0; i < nt * rows; ++i) ASSERT_EQ(Y[i], want[i]) << type_name(t) << " matmul i=" << i << " nt=" << nt;
+      for (size_t tok = 0; tok < nt; ++tok)
+        for (size_t r = 0; r < rows; ++r)
+          ASSERT_EQ(Y[tok * rows + r], want_at(tok, static_cast<uint32_t>(tok), static_cast<uint32_t>(nt), r))
+              << type_name(t) << " matmul tok=" << tok << " r=" << r << " nt=" << nt;
     }
+    // the 13 tokens as batches of 9, 3 and 1 (interleaved): each as in its own batch
+    const std::vector<uint32_t> seq = {0, 1, 0, 0, 2, 0, 1, 0, 0, 0, 1, 0, 0};
+    std::vector<uint32_t> pos(n_tokens), len(n_tokens), count(3, 0), seen(3, 0);
+    for (uint32_t s : seq) ++count[s];
+    for (size_t tok = 0; tok < n_tokens; ++tok) {
+      pos[tok] = seen[seq[tok]]++;
+      len[tok] = count[seq[tok]];
+    }
+    const TokenBatches tb{pos.data(), len.data()};
+    std::vector<float> Y(n_tokens * rows, -1.0f);
+    matmul(t, W.data(), rows, cols, X.data(), n_tokens, Y.data(), th, &tb);
+    for (size_t tok = 0; tok < n_tokens; ++tok)
+      for (size_t r = 0; r < rows; ++r)
+        ASSERT_EQ(Y[tok * rows + r], want_at(tok, pos[tok], len[tok], r)) << type_name(t) << " batches tok=" << tok;
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, QuantDotMatrix,
+                         ::testing::Combine(::testing::ValuesIn(kAllTypes), ::testing::Values(size_t{37}, size_t{40})),
+                         [](const auto& info) {
+                           return std::string(type_name(std::get<0>(info.param))) + "_rows" + std::to_string(std::get<1>(info.param));
+                         });
+
+TEST(QuantDot, LlamaCppOrderPerBatch) {
+  // Q4_K with 8k rows: gemm for the first n - n%4 tokens of a batch, gemv for the rest
+  EXPECT_EQ(llama_order(GgmlType::Q4_K, 640, 0, 3), KOrder::RepackGemv);
+  EXPECT_EQ(llama_order(GgmlType::Q4_K, 640, 3, 4), KOrder::RepackGemm);
+  EXPECT_EQ(llama_order(GgmlType::Q4_K, 640, 7, 9), KOrder::RepackGemm);
+  EXPECT_EQ(llama_order(GgmlType::Q4_K, 640, 8, 9), KOrder::RepackGemv);
+  // other K types (and Q4_K that is not repacked): tiled from 8 tokens
+  for (GgmlType k : {GgmlType::Q5_K, GgmlType::Q6_K}) {
+    EXPECT_EQ(llama_order(k, 640, 0, 7), KOrder::VecDot);
+    EXPECT_EQ(llama_order(k, 640, 0, 8), KOrder::Tiled);
+  }
+  EXPECT_EQ(llama_order(GgmlType::Q4_K, 37, 0, 8), KOrder::Tiled);
+  EXPECT_EQ(llama_order(GgmlType::Q4_1, 640, 0, 64), KOrder::VecDot);
 }
 
 TEST_P(QuantDotType, RejectsPartialBlocks) {
