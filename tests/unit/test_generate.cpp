@@ -86,11 +86,11 @@ std::vector<GreedyCase> greedy_golden(const std::string& name) {
 }
 
 // The greedy golden through the generator with the given batching; every token must match.
-void check_greedy(uint32_t parallel, uint32_t n_batch, uint32_t samples, size_t n_cases) {
-  fs::path mp = model_path("smollm2");
+void check_greedy(uint32_t parallel, uint32_t n_batch, uint32_t samples, size_t n_cases, const std::string& model = "smollm2") {
+  fs::path mp = model_path(model);
   if (!fs::exists(mp)) GTEST_SKIP() << "no " << mp;
   Model m(mp);
-  std::vector<GreedyCase> cases = greedy_golden("smollm2");
+  std::vector<GreedyCase> cases = greedy_golden(model);
   ASSERT_EQ(cases.size(), 20u);
   cases.resize(std::min(n_cases, cases.size()));
   generate::Settings s = greedy(parallel, n_batch, cases[0].want.size());
@@ -123,6 +123,9 @@ TEST(GenerateParity, SmolLM2GreedyEqualsLlamaCpp) { check_greedy(1, 512, 1, 20);
 TEST(GenerateParity, SmolLM2GreedyBatchedEqualsLlamaCpp) { check_greedy(6, 24, 1, 20); }
 // 3 samples per prompt: one prompt read, its cache copied; greedy samples all equal the golden
 TEST(GenerateParity, SmolLM2GreedySamplesEqualLlamaCpp) { check_greedy(2, 512, 3, 4); }
+// Gemma 3's K-quant weights: prompts in chunks of 24 (8 or more, multiples of 4) sum as its one
+// 64-token batch does
+TEST(GenerateParity, Gemma3GreedyBatchedEqualsLlamaCpp) { check_greedy(4, 24, 1, 8, "gemma3"); }
 
 // --score: the golden's 20480 tokens in windows of 1024 (each window's first token unscored)
 TEST(GenerateParity, SmolLM2ScoreMatchesLlamaCpp) {

@@ -46,13 +46,6 @@ int next_code_point(std::string_view s, size_t& i) {
   return cp;
 }
 
-// Prompt chunks: all of what remains when it fits `cap`, else a part of 2 or more tokens that
-// leaves 2 or more (0: nothing this step).
-size_t chunk(size_t remaining, size_t cap) {
-  if (remaining <= cap) return remaining;
-  size_t take = remaining - cap < 2 ? remaining - 2 : cap;
-  return take >= 2 ? take : 0;
-}
 
 }  // namespace
 
@@ -239,22 +232,28 @@ void Generator::step(const std::vector<Job*>& running) {
         batch.push_back({.token = s.tokens.back(), .pos = static_cast<uint32_t>(s.n_past), .seq = s.slot, .logits = true});
         rows.push_back({j, i});
       }
-  // prompts get what is left of n_batch, half of it at least
-  size_t budget = std::max<size_t>(2, s_.n_batch - std::min<size_t>(batch.size(), s_.n_batch / 2));
+  // Prompts are read in chunks of n_batch tokens from their start (the last one what remains), as
+  // llama.cpp reads a prompt: a chunk's size never depends on what else is in the batch. Those
+  // that fit what is left of n_batch go into this pass (the first always does).
+  size_t budget = s_.n_batch - std::min<size_t>(batch.size(), s_.n_batch / 2);
+  bool any = false;
   for (Job* j : running) {
     j->take = 0;
-    if (!j->reading || budget < 2) continue;
+    if (!j->reading) continue;
     Seq& s = j->seqs[0];
     const bool score = j->req.task == Task::Score;
     const size_t end = score ? std::min<size_t>(s_.n_ctx, j->req.tokens.size() - j->window) : s.tokens.size();
-    j->take = chunk(end - s.n_past, score ? std::min(budget, row_cap_) : budget);
+    const size_t take = std::min(end - s.n_past, score ? std::min<size_t>(s_.n_batch, row_cap_) : size_t{s_.n_batch});
+    if (any && take > budget) continue;
+    any = true;
+    j->take = take;
     for (size_t k = s.n_past; k < s.n_past + j->take; ++k) {
       const bool logits = score ? k + 1 < end : k + 1 == end;
       batch.push_back(
           {.token = score ? j->req.tokens[j->window + k] : s.tokens[k], .pos = static_cast<uint32_t>(k), .seq = s.slot, .logits = logits});
       if (logits) rows.push_back({j, 0});
     }
-    budget -= j->take;
+    budget -= std::min(budget, j->take);
   }
   const std::vector<float> logits = model_->decode(batch);
   const size_t V = n_vocab();

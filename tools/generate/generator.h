@@ -8,15 +8,16 @@
 // Scheduling. The decoder holds `parallel` groups of `width` sequences (KV caches of n_ctx
 // positions each; width = --n samples, or --beams, else 1). A request takes a free group when
 // there is one; every step is ONE decode() call carrying the next token of every decoding
-// sequence, then chunks of the prompts still being read (up to `n_batch` tokens in all). A request
-// that finishes frees its group for the next. Results wait until the requests before them are
+// sequence, then whole chunks of the prompts still being read (up to `n_batch` tokens in all,
+// at least one chunk). A request that finishes frees its group for the next. Results wait until the requests before them are
 // done (at most 4 x parallel requests are held), so output keeps the input order.
 //
-// Exactness. The decoder gives each sequence the logits it would get alone, whatever shares its
-// batch, provided a sequence's part of a batch is 1 token or at least 2 consistently: prompts are
-// split into chunks of 2 or more tokens (a 1-token prompt stays 1), decoding goes one token at a
-// time. So greedy output does not depend on `parallel` or `n_batch`, and sampled output depends
-// only on each request's seed.
+// Exactness. The decoder gives each sequence the logits llama.cpp computes for it alone from the
+// same chunks of tokens, whatever shares its batch. Prompts are read in chunks of n_batch tokens
+// from their start (the last one the rest), as llama.cpp reads them, and decoding goes one token
+// at a time. So greedy output does not depend on `parallel`, and sampled output depends only on
+// each request's seed. (n_batch can matter, as in llama.cpp: its kernels for K-quant weights sum
+// in other orders for chunks under 8 tokens, and in groups of 4.)
 //
 // Tasks:
 //   Generate  sample `samples` continuations of the prompt (it is read once, its cache copied),
