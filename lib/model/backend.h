@@ -72,8 +72,9 @@ class Backend {
   virtual void matmul(const Weight& w, Act x, Act y) = 0;
   // y[t] += b
   virtual void add_bias(const Weight& b, Act y) = 0;
-  // rotary embedding of each head (n_heads per row) at its token's position
-  virtual void rope(Act x, size_t n_heads, float base) = 0;
+  // rotary embedding of each head (n_heads per row) at its token's position, frequencies from
+  // `base`, angles times freq_scale (linear scaling)
+  virtual void rope(Act x, size_t n_heads, float base, float freq_scale) = 0;
   // stores k and v in the cache of each token's sequence at its position, then
   // out[t] = attention of q[t] over its sequence's positions <= its own (within the window)
   virtual void attention(const AttentionParams& p, Act q, Act k, Act v, Act out) = 0;

@@ -1,6 +1,7 @@
 #include "loom/model/config.h"
 
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -61,6 +62,7 @@ Config Config::from_gguf(const gguf::File& f) {
     c.rope_scale = opt_float("rope.scaling.factor", 1.0f);
     if (c.rope_scale <= 0) throw input_error("rope.scaling.factor must be positive", f.name());
   }
+  c.rope_scale_local = c.rope_scale;
   c.layer_sliding.assign(c.n_layer, false);
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   switch (c.arch) {
@@ -89,6 +91,7 @@ Config Config::from_gguf(const gguf::File& f) {
       if (c.n_layer == 62) c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_embd / c.n_head));
       c.sliding_window = opt_int("attention.sliding_window", 0);
       c.rope_base_local = 10000.0f;
+      c.rope_scale_local = 1.0f;
       for (uint32_t l = 0; l < c.n_layer; ++l) c.layer_sliding[l] = c.sliding_window > 0 && (l + 1) % 6 != 0;
       break;
   }
@@ -100,6 +103,17 @@ Config Config::from_gguf(const gguf::File& f) {
   for (const auto& t : f.tensors())
     if (t.name == "token_embd.weight" && t.ne.size() == 2) c.n_vocab = static_cast<uint32_t>(t.ne[1]);
   if (!c.n_vocab) throw input_error("no token_embd.weight tensor of 2 dimensions", f.name());
+  // per-pair frequency factors (llama.cpp's rope_freqs, written for Llama 3.1's long-context RoPE)
+  for (const auto& t : f.tensors()) {
+    if (t.name != "rope_freqs.weight") continue;
+    if (t.ggml_type != 0 || t.n_elements() != c.rope_dims / 2)
+      throw input_error(fmt::format("rope_freqs.weight must be {} F32 values", c.rope_dims / 2), f.name());
+    const std::string_view bytes = f.tensor_data(t);
+    c.rope_freq_factors.resize(c.rope_dims / 2);
+    std::memcpy(c.rope_freq_factors.data(), bytes.data(), c.rope_freq_factors.size() * sizeof(float));
+    for (float x : c.rope_freq_factors)
+      if (!std::isfinite(x) || x <= 0) throw input_error("rope_freqs.weight holds a factor that is not a positive number", f.name());
+  }
   return c;
 }
 

@@ -30,7 +30,9 @@ struct Config {
   RopeStyle rope = RopeStyle::Normal;
   uint32_t rope_dims = 0;     // leading dims of each head that rotate
   float rope_base = 10000.0f, rope_base_local = 10000.0f;  // global / sliding-window layers
-  float rope_scale = 1.0f;    // linear scaling: positions divided by this
+  float rope_scale = 1.0f;    // linear scaling: positions divided by this ...
+  float rope_scale_local = 1.0f;  // ... in sliding-window layers (Gemma 3: never scaled)
+  std::vector<float> rope_freq_factors;  // rope_freqs.weight (Llama 3.1+): pair i's angle divided by [i]
   uint32_t sliding_window = 0;            // 0: none
   std::vector<bool> layer_sliding;        // per layer: uses the sliding window
   float attn_scale = 0;                   // multiplies q·k ...

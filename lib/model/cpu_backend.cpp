@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <utility>
 
 #include <fmt/format.h>
 #if defined(__F16C__)
@@ -459,8 +460,8 @@ class CpuBackend final : public Backend {
 
   // RoPE: theta_i = p * base^(-2i/d), built by repeated multiplication (as ggml); the cos/sin
   // tables are made once per token and base in a pass, then applied to every head.
-  void rope(Act x, size_t n_heads, float base) override {
-    const std::vector<float>& cs = rope_table(base);
+  void rope(Act x, size_t n_heads, float base, float freq_scale) override {
+    const std::vector<float>& cs = rope_table(base, freq_scale);
     const size_t hd = x.cols / n_heads, half = c_.rope_dims / 2;
     for (size_t t = 0; t < x.rows; ++t)
       for (size_t hh = 0; hh < n_heads; ++hh) {
@@ -543,22 +544,26 @@ class CpuBackend final : public Backend {
     return v_cache_.get() + ((size_t{seq} * c_.n_layer + layer) * v_dim + i) * n_ctx_;
   }
 
-  const std::vector<float>& rope_table(float base) {
+  const std::vector<float>& rope_table(float base, float freq_scale) {
     for (size_t i = 0; i < rope_bases_.size(); ++i)
-      if (rope_bases_[i] == base) return rope_tables_[i];
+      if (rope_bases_[i] == std::pair(base, freq_scale)) return rope_tables_[i];
     const std::vector<BatchToken>& batch = *batch_;
     const size_t half = c_.rope_dims / 2;
     std::vector<float> tab(batch.size() * half * 2);
+    // as ggml's rope cache: theta_i = pos * theta_scale^i by repeated products; the angle is
+    // freq_scale * (theta_i / factor_i)
     const float theta_scale = std::pow(base, -2.0f / static_cast<float>(c_.rope_dims));
+    const std::vector<float>& ff = c_.rope_freq_factors;
     for (size_t t = 0; t < batch.size(); ++t) {
-      float theta = static_cast<float>(batch[t].pos) / c_.rope_scale;
+      float theta = static_cast<float>(batch[t].pos);
       for (size_t i = 0; i < half; ++i) {
-        tab[(t * half + i) * 2] = std::cos(theta);
-        tab[(t * half + i) * 2 + 1] = std::sin(theta);
+        const float angle = freq_scale * (theta / (ff.empty() ? 1.0f : ff[i]));
+        tab[(t * half + i) * 2] = std::cos(angle);
+        tab[(t * half + i) * 2 + 1] = std::sin(angle);
         theta *= theta_scale;
       }
     }
-    rope_bases_.push_back(base);
+    rope_bases_.emplace_back(base, freq_scale);
     rope_tables_.push_back(std::move(tab));
     return rope_tables_.back();
   }
@@ -571,7 +576,7 @@ class CpuBackend final : public Backend {
   const std::vector<BatchToken>* batch_ = nullptr;
   std::vector<std::vector<float>> bufs_;  // activations, reused pass after pass
   size_t used_ = 0;
-  std::vector<float> rope_bases_;
+  std::vector<std::pair<float, float>> rope_bases_;  // (base, freq_scale) of each table
   std::vector<std::vector<float>> rope_tables_;
   std::vector<uint32_t> seq_tokens_;
   std::vector<uint32_t> tok_pos_, tok_len_;  // each batch token's place among its sequence's

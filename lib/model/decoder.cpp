@@ -142,8 +142,9 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
     if (L.k_norm) be.rms_norm(k, *L.k_norm, c.rms_eps, hd, k);
     const bool sliding = c.layer_sliding[l];
     const float base = sliding ? c.rope_base_local : c.rope_base;
-    be.rope(q, H, base);
-    be.rope(k, Hkv, base);
+    const float freq_scale = 1.0f / (sliding ? c.rope_scale_local : c.rope_scale);
+    be.rope(q, H, base, freq_scale);
+    be.rope(k, Hkv, base, freq_scale);
     be.attention({.layer = l, .window = sliding ? c.sliding_window : 0, .scale = c.scale_q ? 1.0f : c.attn_scale,
                   .q_scale = c.scale_q ? c.attn_scale : 1.0f}, q, k, v, att);
     be.matmul(*L.wo, att, o);

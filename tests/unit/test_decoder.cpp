@@ -2,10 +2,12 @@
 // position of 256-token texts (top 16 and log-sum-exp), and its own consistency (a batch gives
 // what token-by-token decoding gives). Skips with a reason when a model file is absent.
 //
-// SmolLM2 (Q4_1, Q8_0) is computed in llama.cpp's exact float order, so its logits are held to
-// equality (up to the 6 significant digits the golden keeps) and its greedy continuations must
-// be identical. Gemma 3 (Q4_K, Q6_K, Q5_0, Q8_0) is not there yet: its K-quant dot products still
-// sum in loom's own order, and the bounds below only guard against regressions.
+// Both default models are computed in llama.cpp's exact float order, so their logits are held to
+// equality (up to the 6 significant digits the golden keeps) and their greedy continuations must
+// be identical: SmolLM2 (Q4_1, Q8_0) and Gemma 3 (Q4_K, Q6_K, Q5_0, Q8_0). Tiny random-weight
+// models of every architecture (tests/reference/gen_arch_goldens.py: llama with K quants and
+// rope_freqs, llama with linear RoPE scaling, qwen2, qwen3, gemma3 with a sliding window) are
+// held to llama.cpp's full logit vectors, in one batch and token by token.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -228,6 +230,65 @@ void compare_loglik(const std::string& name) {
 TEST(DecoderParity, SmolLM2LogLikelihoodMatchesLlamaCpp) { compare_loglik("smollm2"); }
 TEST(DecoderParity, Gemma3LogLikelihoodMatchesLlamaCpp) { compare_loglik("gemma3"); }
 
+// Tiny models of each architecture: loom's logits against llama.cpp's, every position, every
+// token of the vocabulary, for a 24-token batch and for 8 tokens then 16 single steps.
+class ArchParity : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ArchParity, LogitsEqualLlamaCpp) {
+  const std::string dir = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/arch/";
+  const std::string name = GetParam();
+  auto file = std::make_shared<gguf::File>(gguf::File::open(dir + name + ".gguf"));
+  auto in = io::Input::open(dir + name + "-logits.jsonl.zst");
+  io::JsonlReader reader(*in);
+  io::Record r;
+  size_t modes = 0;
+  while (reader.next(r)) {
+    const std::string mode = *r.get_string("mode");
+    std::vector<int64_t> t64 = int_array(*r.raw("tokens"));
+    std::vector<int32_t> toks(t64.begin(), t64.end());
+    std::vector<double> want = doubles(*r.raw("logits"));
+    model::Decoder m(file, {.n_ctx = 64, .threads = 2});
+    const size_t V = m.config().n_vocab;
+    ASSERT_EQ(want.size(), toks.size() * V);
+    std::vector<float> got;
+    if (mode == "batch") {
+      got = m.forward(toks, 0, true);
+    } else {
+      got = m.forward(std::vector<int32_t>(toks.begin(), toks.begin() + 8), 0, true);
+      for (size_t i = 8; i < toks.size(); ++i) {
+        std::vector<float> row = m.forward({toks[i]}, static_cast<uint32_t>(i), true);
+        got.insert(got.end(), row.begin(), row.end());
+      }
+    }
+    ASSERT_EQ(got.size(), want.size());
+    double max_diff = 0, max_abs = 0;
+    size_t argmax_differs = 0;
+    for (size_t p = 0; p < toks.size(); ++p) {
+      const float* g = &got[p * V];
+      const double* w = &want[p * V];
+      for (size_t i = 0; i < V; ++i) {
+        max_diff = std::max(max_diff, std::fabs(g[i] - w[i]));
+        max_abs = std::max(max_abs, std::fabs(w[i]));
+      }
+      argmax_differs += std::max_element(g, g + V) - g != std::max_element(w, w + V) - w;
+    }
+    std::printf("[   info   ] %s %s: %zu positions x %zu logits, max |diff| %.3g (largest logit %.3g), argmax differs at %zu\n",
+                name.c_str(), mode.c_str(), toks.size(), V, max_diff, max_abs, argmax_differs);
+    EXPECT_LE(max_diff, 1e-5 * std::max(1.0, max_abs)) << name << " " << mode;  // the golden keeps f32 digits
+    EXPECT_EQ(argmax_differs, 0u);
+    ++modes;
+  }
+  EXPECT_EQ(modes, 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, ArchParity, ::testing::Values("llama-k", "llama-scaled", "qwen2", "qwen3", "gemma3"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
 // Prompt processing in one batch and decoding one token at a time agree closely (not bitwise:
 // like llama.cpp, a one-token batch sums its attention in another order); sequences sharing a
 // batch get exactly the logits they get alone; bad calls are clear errors.
@@ -299,7 +360,7 @@ TEST(Decoder, RunsOnAnyBackend) {
     }
     void matmul(const model::Weight& w, model::Act x, model::Act y) override { ++calls["matmul"]; cpu->matmul(w, x, y); }
     void add_bias(const model::Weight& b, model::Act y) override { ++calls["add_bias"]; cpu->add_bias(b, y); }
-    void rope(model::Act x, size_t h, float b) override { ++calls["rope"]; cpu->rope(x, h, b); }
+    void rope(model::Act x, size_t h, float b, float s) override { ++calls["rope"]; cpu->rope(x, h, b, s); }
     void attention(const model::AttentionParams& p, model::Act q, model::Act k, model::Act v, model::Act o) override {
       ++calls["attention"];
       cpu->attention(p, q, k, v, o);

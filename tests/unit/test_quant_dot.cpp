@@ -653,7 +653,8 @@ TEST(QuantDotSpeed, Report) {
     GgmlType t;
     size_t rows, cols;
   } cases[] = {{GgmlType::Q4_1, 576, 1536}, {GgmlType::Q4_1, 1536, 576}, {GgmlType::Q8_0, 576, 1536},
-               {GgmlType::Q4_K, 640, 2048}, {GgmlType::Q6_K, 640, 2048}, {GgmlType::F16, 576, 1536}};
+               {GgmlType::Q4_K, 640, 2048}, {GgmlType::Q6_K, 640, 2048}, {GgmlType::F16, 576, 1536},
+               {GgmlType::Q5_0, 2048, 640}, {GgmlType::Q4_K, 640, 1024}};
   std::mt19937 rng(9);
   for (const Case& c : cases) {
     const auto W = random_weights(c.t, c.rows, c.cols, rng);
