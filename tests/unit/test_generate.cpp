@@ -21,6 +21,7 @@
 #include "loom/model/decoder.h"
 #include "loom/model/sampler.h"
 #include "loom/tokenizer/tokenizer.h"
+#include "model_files.h"
 #include "tokenizer_golden.h"
 
 using namespace loom;
@@ -31,12 +32,7 @@ namespace {
 
 const std::string kGolden = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/generate/";
 
-fs::path model_path(const std::string& name) {
-  const char* env = std::getenv("LOOM_MODELS");
-  const char* home = std::getenv("HOME");
-  fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
-  return root / (name + ".gguf");
-}
+fs::path model_path(const std::string& name) { return model_files::gguf(name); }
 
 std::vector<int32_t> ids32(std::string_view raw) {
   std::vector<int64_t> v = int_array(raw);
