@@ -9,11 +9,11 @@
 //      same operations, lane for lane, as the scalar code
 //   5. public entry points: dispatch, threading, matvec, matmul
 //
-// Lanes. For the 32-element block types, block b adds d_w*d_x*isum_b into float lane b % 8 with
-// one fma (and, for Q4_1/Q5_1, m_w*s_x into a second set of lanes); the AVX2 code handles 8
-// blocks at a time, one per vector lane, so both orders coincide. The K types do the same per
-// 256-element super-block. Float weight types use 32 lanes, element i in lane i % 32 (AVX2: 4
-// vectors of 8; AVX-512: 2 of 16). Lanes are summed by reduce8/reduce32 only.
+// Lanes. The 32-element block types form 8 int32 lane sums per block (lane i: elements
+// 4i..4i+3) and add d_w*d_x times each into float lane i with one fma, as ggml's AVX2 vec_dot.
+// The K types group their integer sums as llama.cpp's kernel for the order asked does (KSums,
+// k_step: vec_dot lanes, repacked gemv/gemm, tiled). Float weight types use 32 lanes, element i
+// in lane i % 32 (AVX2: 4 vectors of 8; AVX-512: 2 of 16). Lanes are summed by reduce8/reduce32.
 #include "kernels/cpu/quant_dot.h"
 
 #include <algorithm>

@@ -37,6 +37,8 @@
 //     (gemm) to float once, and quantize the gemm tokens' activations with their own rule
 //     (Q8KMax::PositiveFirst). matvec takes the gemv order, matmul the one llama.cpp would take
 //     for each token (llama_order).
+//   - F32/F16/BF16 weights: loom's own order (element i in float lane i % 32, lanes summed in a
+//     fixed tree), not yet ggml's: their results agree with llama.cpp's to float rounding.
 // Every path — scalar, AVX2, AVX-512, matvec, matmul, any number of threads — performs the same
 // float operations, so all give bit-identical results (the tests check ==).
 //
