@@ -1219,18 +1219,90 @@ namespace {
 constexpr size_t kRowTile = 8;
 
 #if LOOM_QD_AVX2
+// Lane i of the result: the sum of v[i]'s 8 lanes.
+inline __m256i hsum8x8_i32(const __m256i* v) {
+  const __m256i b0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i b1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(b0, b1, 0x20), _mm256_permute2x128_si256(b0, b1, 0x31));
+}
+
+// 8 rows of 4 ints -> 4 vectors, c[s] lane i = r[i][s].
+inline void transpose8x4_i32(const __m128i* r, __m256i* c) {
+  const __m256i r04 = _mm256_set_m128i(r[4], r[0]), r15 = _mm256_set_m128i(r[5], r[1]);
+  const __m256i r26 = _mm256_set_m128i(r[6], r[2]), r37 = _mm256_set_m128i(r[7], r[3]);
+  const __m256i t0 = _mm256_unpacklo_epi32(r04, r15), t1 = _mm256_unpacklo_epi32(r26, r37);
+  const __m256i t2 = _mm256_unpackhi_epi32(r04, r15), t3 = _mm256_unpackhi_epi32(r26, r37);
+  c[0] = _mm256_unpacklo_epi64(t0, t1);
+  c[1] = _mm256_unpackhi_epi64(t0, t1);
+  c[2] = _mm256_unpacklo_epi64(t2, t3);
+  c[3] = _mm256_unpackhi_epi64(t2, t3);
+}
+
+// 8 consecutive unpacked rows (tile + i*nb) against one token, in the repacked gemm's or the
+// tiled order: the float steps of k_step_simd, lane i doing row i's, so 8 rows share each one.
+template <class WB>
+void rows8_k(const KUnpacked* tile, const float* d8, const float* dmin8, size_t nb, const BlockQ8_K* a, KOrder order,
+             float* out) {
+  constexpr bool kMin = !std::is_same_v<WB, BlockQ6_K>;
+  const bool gemm = order == KOrder::RepackGemm;
+  __m256 racc = _mm256_setzero_ps(), raccm = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    __m256i lane[8];
+    __m128i pair[8], mins[8];
+    for (int i = 0; i < 8; ++i) {
+      pair[i] = mins[i] = _mm_setzero_si128();
+      ksums_simd<WB>(tile[i * nb + b], a[b], gemm, lane[i], pair[i], mins[i]);
+    }
+    const __m256 wd = _mm256_loadu_ps(d8 + 8 * b), wdmin = _mm256_loadu_ps(dmin8 + 8 * b);
+    const __m256 ad = _mm256_set1_ps(a[b].d);
+    __m256i m[4];
+    if constexpr (kMin) transpose8x4_i32(mins, m);
+    if (gemm) {
+      __m256i pc[4];
+      transpose8x4_i32(pair, pc);
+      const __m256 d = _mm256_mul_ps(wd, ad), dmin = _mm256_mul_ps(wdmin, ad);
+      for (int q = 0; q < 4; ++q) {
+        racc = vfmadd(_mm256_cvtepi32_ps(pc[q]), d, racc);
+        raccm = vfmadd(_mm256_cvtepi32_ps(m[q]), dmin, raccm);
+      }
+    } else {  // tiled
+      __m256 res = _mm256_mul_ps(wd, _mm256_cvtepi32_ps(hsum8x8_i32(lane)));
+      if constexpr (kMin) {
+        const __m256i imin = _mm256_add_epi32(_mm256_add_epi32(m[0], m[1]), _mm256_add_epi32(m[2], m[3]));
+#if defined(__FMA__)
+        res = _mm256_fnmadd_ps(wdmin, _mm256_cvtepi32_ps(imin), res);
+#else
+        res = _mm256_sub_ps(res, _mm256_mul_ps(wdmin, _mm256_cvtepi32_ps(imin)));
+#endif
+      }
+      racc = vfmadd(res, ad, racc);
+    }
+  }
+  _mm256_storeu_ps(out, gemm ? _mm256_sub_ps(racc, raccm) : racc);
+}
+
 template <class WB>
 void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
              size_t r0, size_t r1, const KOrder* orders) {
   const size_t nb = cols / kQKK;
   const WB* w = static_cast<const WB*>(W);
   std::vector<KUnpacked> tile(kRowTile * nb);
+  std::vector<float> d8(kRowTile * nb), dmin8(kRowTile * nb);  // [b * 8 + i]
+  static_assert(kRowTile == 8);
   for (size_t rt = r0; rt < r1; rt += kRowTile) {
     const size_t nr = std::min(kRowTile, r1 - rt);
     for (size_t i = 0; i < nr; ++i)
-      for (size_t b = 0; b < nb; ++b) unpackK(w[(rt + i) * nb + b], tile[i * nb + b]);
+      for (size_t b = 0; b < nb; ++b) {
+        unpackK(w[(rt + i) * nb + b], tile[i * nb + b]);
+        d8[b * 8 + i] = tile[i * nb + b].d;
+        dmin8[b * 8 + i] = tile[i * nb + b].dmin;
+      }
     for (size_t t = 0; t < n_tokens; ++t) {
       const BlockQ8_K* a = static_cast<const BlockQ8_K*>(p.row(t));
+      if (nr == 8 && (orders[t] == KOrder::Tiled || (orders[t] == KOrder::RepackGemm && std::is_same_v<WB, BlockQ4_K>))) {
+        rows8_k<WB>(tile.data(), d8.data(), dmin8.data(), nb, a, orders[t], Y + t * rows + rt);
+        continue;
+      }
       for (size_t i = 0; i < nr; ++i) Y[t * rows + rt + i] = dotK_unpacked<WB>(tile.data() + i * nb, nb, a, orders[t]);
     }
   }
