@@ -231,6 +231,54 @@ inline void values_tile(const uint16_t* const* vcols, size_t i, uint32_t g0, uin
     for (int g = 0; g < NG; ++g) out[g * hdv + i + a] = hsum8(acc[a][g]);
 }
 
+// dot_hq_vec's scores of one cell for two query heads at once (the key row widened once): per
+// head exactly dot_hq_vec's operations.
+inline void scores_vec_2(const uint16_t* k, const float* qh, size_t hd, float scale, float* const* ws, uint32_t j) {
+  const size_t np = hd & ~size_t{31};
+  __m256 a[2][4];
+  for (auto& h : a)
+    for (auto& x : h) x = _mm256_setzero_ps();
+  for (size_t i = 0; i < np; i += 32)
+    for (size_t c = 0; c < 4; ++c) {
+      const __m256 kv = load_h8(k + i + 8 * c);
+      for (size_t g = 0; g < 2; ++g) a[g][c] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(qh + g * hd + i + 8 * c), a[g][c]);
+    }
+  for (size_t g = 0; g < 2; ++g) {
+    const __m256 r = _mm256_add_ps(_mm256_add_ps(a[g][0], a[g][2]), _mm256_add_ps(a[g][1], a[g][3]));
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    double sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    for (size_t i = np; i < hd; ++i) sum += static_cast<double>(tensor::f16_to_f32(k[i]) * qh[g * hd + i]);
+    ws[g][j] = static_cast<float>(sum) * scale;
+  }
+}
+
+// The one-token value sum of column `col` for two heads at once (the column widened once): per
+// head the operations of attend_group's one-token loop.
+inline void values_vec_2(const uint16_t* col, uint32_t g0, uint32_t g1, __m256 tail, const float* const* ws, float* o0,
+                         float* o1) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
+    __m256 v = load_h8(col + j0);
+    if (j0 + 8 == g1) v = _mm256_and_ps(v, tail);
+    const __m256 p0 = _mm256_loadu_ps(ws[0] + j0), p1 = _mm256_loadu_ps(ws[1] + j0);
+    switch ((j0 / 8) % 4) {
+      case 0: a0 = _mm256_fmadd_ps(v, p0, a0); b0 = _mm256_fmadd_ps(v, p1, b0); break;
+      case 1: a1 = _mm256_fmadd_ps(v, p0, a1); b1 = _mm256_fmadd_ps(v, p1, b1); break;
+      case 2: a2 = _mm256_fmadd_ps(v, p0, a2); b2 = _mm256_fmadd_ps(v, p1, b2); break;
+      default: a3 = _mm256_fmadd_ps(v, p0, a3); b3 = _mm256_fmadd_ps(v, p1, b3); break;
+    }
+  }
+  auto finish = [](__m256 x0, __m256 x1, __m256 x2, __m256 x3) {
+    const __m256 r = _mm256_add_ps(_mm256_add_ps(x0, x2), _mm256_add_ps(x1, x3));
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+  };
+  *o0 = finish(a0, a1, a2, a3);
+  *o1 = finish(b0, b1, b2, b3);
+}
+
 // Runs fn.template operator()<N>() with N = n (1..4).
 template <class F>
 inline void with_count(size_t n, F&& fn) {
@@ -264,8 +312,13 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
   std::vector<float*> ws(G);
   for (size_t g = 0; g < G; ++g) ws[g] = wv(g);
   if (one_token) {
-    for (uint32_t j = first; j <= p; ++j)
-      for (size_t g = 0; g < G; ++g) ws[g][j] = dot_hq_vec(K + size_t{j} * k_stride, &qh[g * hd], hd) * scale;
+    for (uint32_t j = first; j <= p; ++j) {
+      size_t g = 0;
+#if LOOM_DEC_SIMD
+      for (; g + 2 <= G; g += 2) scores_vec_2(K + size_t{j} * k_stride, &qh[g * hd], hd, scale, &ws[g], j);
+#endif
+      for (; g < G; ++g) ws[g][j] = dot_hq_vec(K + size_t{j} * k_stride, &qh[g * hd], hd) * scale;
+    }
   } else {
 #if LOOM_DEC_SIMD
     for (size_t g = 0; g < G; g += 4)
@@ -313,7 +366,11 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
     const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
         _mm256_set1_epi32(static_cast<int>(p) + 1),
         _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
-    for (size_t g = 0; g < G; ++g)
+    size_t g_first = 0;
+    for (; g_first + 2 <= G; g_first += 2)
+      for (size_t i = 0; i < hdv; ++i)
+        values_vec_2(vcols[i], g0, g1, tail, &ws[g_first], &out[g_first * hdv + i], &out[(g_first + 1) * hdv + i]);
+    for (size_t g = g_first; g < G; ++g)
       for (size_t i = 0; i < hdv; ++i) {
         // four named accumulators (an indexed array would live in memory)
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -489,8 +546,18 @@ class CpuBackend final : public Backend {
     }
     vcols_.resize(n * H * hdv);
     // a task per token and key/value head (its query heads share the widened keys and values);
-    // per query head when that leaves too few tasks for the threads (decoding)
-    const size_t G = n * Hkv >= 4 * size_t{threads_} ? group : 1, per_t = H / G;
+    // when that leaves too few tasks for the threads (decoding), a task per G of its query heads:
+    // the largest share that gives every thread the same number of tasks, else one head
+    size_t G = group;
+    if (n * Hkv < 4 * size_t{threads_}) {
+      G = 1;
+      for (size_t d = group; d > 1; --d)
+        if (group % d == 0 && n * Hkv * (group / d) % threads_ == 0) {
+          G = d;
+          break;
+        }
+    }
+    const size_t per_t = H / G;
     pool_->for_each(n * per_t, [&](size_t job) {
       const size_t t = job / per_t, h0 = job % per_t * G, kvh = h0 / group;
       const uint32_t p = batch[t].pos, seq = batch[t].seq;
