@@ -838,17 +838,17 @@ struct PreparedActs {
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
 };
 
-// gemm (may be null): rows that llama.cpp's repacked gemm takes, whose Q8_K blocks it quantizes
-// with quantize_mat_q8_K (see quantize_row_q8_K).
+// orders (may be null): each row's KOrder; rows for llama.cpp's repacked gemm get their Q8_K
+// blocks as its quantize_mat_q8_K makes them (see quantize_row_q8_K).
 void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_t n_rows, PreparedActs& p,
-             const uint8_t* gemm = nullptr) {
+             const KOrder* orders = nullptr) {
   p.wtype = wtype;
   p.cols = cols;
   p.row_stride = activation_row_bytes(wtype, cols);
   p.raw.resize(p.row_stride * n_rows);
   if (X)
     for (size_t t = 0; t < n_rows; ++t) {
-      if (gemm && gemm[t])
+      if (orders && orders[t] == KOrder::RepackGemm)
         quantize_row_q8_K(X + t * cols, p.raw.data() + t * p.row_stride, cols, Q8KMax::PositiveFirst);
       else
         quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
@@ -1333,18 +1333,16 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
             const ThreadHint& threads, const TokenBatches* batches) {
   check_shape(wtype, cols, "matmul");
   if (n_tokens == 0 || rows == 0) return;
-  // each token's order, and which activations llama.cpp's repacked gemm quantizes its own way
+  // each token's order (which also decides how its activations are quantized)
   std::vector<KOrder> orders(n_tokens, KOrder::VecDot);
-  std::vector<uint8_t> gemm(n_tokens, 0);
   if (is_k_type(wtype))
     for (size_t t = 0; t < n_tokens; ++t) {
       const uint32_t pos = batches ? batches->pos[t] : static_cast<uint32_t>(t);
       const uint32_t len = batches ? batches->len[t] : static_cast<uint32_t>(n_tokens);
       orders[t] = llama_order(wtype, rows, pos, len);
-      gemm[t] = orders[t] == KOrder::RepackGemm;
     }
   PreparedActs p;
-  prepare(wtype, cols, X, nullptr, n_tokens, p, gemm.data());
+  prepare(wtype, cols, X, nullptr, n_tokens, p, orders.data());
   parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
 #if LOOM_QD_AVX2
     switch (wtype) {

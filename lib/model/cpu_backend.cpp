@@ -130,6 +130,14 @@ inline __m256 expf8(__m256 x) {
 inline __m256 load_h8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 // f32 -> f16 -> f32 on 8 lanes (round to nearest even).
 inline __m256 round_h8(__m256 v) { return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
+// ggml_vec_dot_f16's final sum of its four 8-lane accumulators: (a0+a2)+(a1+a3), then the lanes
+// as ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)).
+inline float sum_acc4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 r = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+  const __m128 t1 = _mm_hadd_ps(t0, t0);
+  return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+}
 #else
 #define LOOM_DEC_SIMD 0
 #endif
@@ -161,10 +169,7 @@ float dot_hq_vec(const uint16_t* k, const float* q, size_t n) {
   __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (size_t i = 0; i < np; i += 32)
     for (size_t c = 0; c < 4; ++c) a[c] = _mm256_fmadd_ps(load_h8(k + i + 8 * c), _mm256_loadu_ps(q + i + 8 * c), a[c]);
-  const __m256 r = _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
-  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
-  const __m128 t1 = _mm_hadd_ps(t0, t0);
-  double sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+  double sum = sum_acc4(a[0], a[1], a[2], a[3]);
 #else
   float a[4][8] = {};
   for (size_t i = 0; i < np; i += 32)
@@ -244,10 +249,7 @@ inline void scores_vec_2(const uint16_t* k, const float* qh, size_t hd, float sc
       for (size_t g = 0; g < 2; ++g) a[g][c] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(qh + g * hd + i + 8 * c), a[g][c]);
     }
   for (size_t g = 0; g < 2; ++g) {
-    const __m256 r = _mm256_add_ps(_mm256_add_ps(a[g][0], a[g][2]), _mm256_add_ps(a[g][1], a[g][3]));
-    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
-    const __m128 t1 = _mm_hadd_ps(t0, t0);
-    double sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    double sum = sum_acc4(a[g][0], a[g][1], a[g][2], a[g][3]);
     for (size_t i = np; i < hd; ++i) sum += static_cast<double>(tensor::f16_to_f32(k[i]) * qh[g * hd + i]);
     ws[g][j] = static_cast<float>(sum) * scale;
   }
@@ -269,14 +271,8 @@ inline void values_vec_2(const uint16_t* col, uint32_t g0, uint32_t g1, __m256 t
       default: a3 = _mm256_fmadd_ps(v, p0, a3); b3 = _mm256_fmadd_ps(v, p1, b3); break;
     }
   }
-  auto finish = [](__m256 x0, __m256 x1, __m256 x2, __m256 x3) {
-    const __m256 r = _mm256_add_ps(_mm256_add_ps(x0, x2), _mm256_add_ps(x1, x3));
-    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
-    const __m128 t1 = _mm_hadd_ps(t0, t0);
-    return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
-  };
-  *o0 = finish(a0, a1, a2, a3);
-  *o1 = finish(b0, b1, b2, b3);
+  *o0 = sum_acc4(a0, a1, a2, a3);
+  *o1 = sum_acc4(b0, b1, b2, b3);
 }
 
 // Runs fn.template operator()<N>() with N = n (1..4).
@@ -385,10 +381,7 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
             default: a3 = _mm256_fmadd_ps(v, pv, a3); break;
           }
         }
-        const __m256 r = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
-        const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
-        const __m128 t1 = _mm_hadd_ps(t0, t0);
-        out[g * hdv + i] = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+        out[g * hdv + i] = sum_acc4(a0, a1, a2, a3);
       }
 #else
     for (size_t g = 0; g < G; ++g)

@@ -161,6 +161,14 @@ class GenerateEngine : public ::testing::Test {
     prompts_ = {m_->tok->encode("The capital of France is").ids, m_->tok->encode("Once upon a time, there was a").ids,
                 m_->tok->encode("def fibonacci(n):").ids};
   }
+  // the engine tests' settings: a small context, 2 threads, max_tokens per completion
+  static generate::Settings settings(size_t max_tokens) {
+    generate::Settings s;
+    s.n_ctx = 256;
+    s.threads = 2;
+    s.max_tokens = max_tokens;
+    return s;
+  }
   std::vector<generate::Request> requests(uint64_t seed) const {
     std::vector<generate::Request> r;
     for (const auto& p : prompts_)
@@ -173,10 +181,7 @@ class GenerateEngine : public ::testing::Test {
 
 // Sampling: a request's output depends on its seed only, not on what shares its batches.
 TEST_F(GenerateEngine, SeedGivesTheSameSamplesWhateverTheBatching) {
-  generate::Settings s;
-  s.n_ctx = 256;
-  s.threads = 2;
-  s.max_tokens = 24;
+  generate::Settings s = settings(24);
   s.samples = 2;
   s.sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = 0};
   generate::Generator one(m_->file, *m_->tok, s);
@@ -200,10 +205,7 @@ TEST_F(GenerateEngine, SeedGivesTheSameSamplesWhateverTheBatching) {
 
 // Stop strings end the text before them; streaming gives exactly the final text; EOS ends with "stop".
 TEST_F(GenerateEngine, StopStringsAndStreaming) {
-  generate::Settings s;
-  s.n_ctx = 256;
-  s.threads = 2;
-  s.max_tokens = 40;
+  generate::Settings s = settings(40);
   generate::Generator plain(m_->file, *m_->tok, s);
   auto base = run_all(plain, requests(0));
   const std::string& text = base[0].completions[0].text;  // " Paris.\n\nThe United States ..."
@@ -223,10 +225,7 @@ TEST_F(GenerateEngine, StopStringsAndStreaming) {
 // Beam search: beams=1 is greedy; B beams find a sequence at least as likely (length-normalized)
 // as greedy's among what they explored, and the result is deterministic and batch-independent.
 TEST_F(GenerateEngine, BeamSearch) {
-  generate::Settings s;
-  s.n_ctx = 256;
-  s.threads = 2;
-  s.max_tokens = 12;
+  generate::Settings s = settings(12);
   s.beams = 3;
   generate::Generator g(m_->file, *m_->tok, s);
   s.parallel = 3;
@@ -267,10 +266,7 @@ TEST_F(GenerateEngine, BeamSearch) {
 // --logprobs: the chosen token's log-probability and the most likely alternatives, best first;
 // greedy chooses the first alternative.
 TEST_F(GenerateEngine, Logprobs) {
-  generate::Settings s;
-  s.n_ctx = 256;
-  s.threads = 2;
-  s.max_tokens = 6;
+  generate::Settings s = settings(6);
   s.logprobs = true;
   s.top_logprobs = 3;
   generate::Generator g(m_->file, *m_->tok, s);
@@ -296,10 +292,7 @@ TEST_F(GenerateEngine, Logprobs) {
 
 // The stop flag: requests in flight end "interrupted", and nothing more is taken.
 TEST_F(GenerateEngine, InterruptEndsRequestsInFlight) {
-  generate::Settings s;
-  s.n_ctx = 256;
-  s.threads = 2;
-  s.max_tokens = 200;
+  generate::Settings s = settings(200);
   s.ignore_eos = true;
   s.parallel = 2;
   generate::Generator g(m_->file, *m_->tok, s);
