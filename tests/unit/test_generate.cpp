@@ -285,6 +285,18 @@ TEST_F(GenerateEngine, Logprobs) {
       EXPECT_GE(lp.top[1].second, lp.top[2].second);
     }
   }
+  // the first token's log-probability is the model's own: log softmax of the prompt's last
+  // logits, summed here in double
+  {
+    model::Decoder d(m_->file, {.n_ctx = 256, .threads = 2});
+    const std::vector<float> row = d.forward(prompts_[0], 0);
+    double mx = -INFINITY, se = 0;
+    for (float x : row) mx = std::max(mx, static_cast<double>(x));
+    for (float x : row) se += std::exp(static_cast<double>(x) - mx);
+    const auto& first = res[0].completions[0].logprobs.at(0);
+    EXPECT_NEAR(first.logprob, row[static_cast<size_t>(first.id)] - (mx + std::log(se)), 1e-9);
+    for (const auto& [id, lp] : first.top) EXPECT_NEAR(lp, row[static_cast<size_t>(id)] - (mx + std::log(se)), 1e-9);
+  }
   // the bytes of tokens: a GPT-2 byte-level piece ("Ġthe" is " the")
   EXPECT_EQ(g.token_bytes(m_->tok->encode(" the").ids.at(0)), " the");
   EXPECT_EQ(g.token_bytes(m_->tok->encode("\n").ids.at(0)), "\n");

@@ -117,7 +117,6 @@ class Generator {
   void run(const std::function<std::optional<Request>()>& next, const std::function<void(Result&&)>& done,
            const std::atomic<bool>* stop = nullptr);
 
-  uint32_t n_ctx() const { return s_.n_ctx; }
   size_t n_vocab() const;
   // The bytes a token stands for in text (a byte-level or SentencePiece piece turned back into
   // bytes; a control token as its own text).
