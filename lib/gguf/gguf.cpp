@@ -1,10 +1,5 @@
 #include "loom/gguf/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 
@@ -245,55 +240,16 @@ File File::parse(std::string_view bytes, const std::string& name) {
 }
 
 File File::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw usage_error(fmt::format("{}: {}", path, std::strerror(errno)));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw usage_error(fmt::format("{}: not a regular file", path));
-  }
   File f;
   f.name_ = path;
-  f.map_size_ = static_cast<size_t>(st.st_size);
-  if (f.map_size_ > 0) {
-    void* m = ::mmap(nullptr, f.map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      throw runtime_error(fmt::format("cannot map: {}", std::strerror(err)), path);
-    }
-    f.map_ = m;
-  }
-  ::close(fd);
-  f.parse_all(std::string_view(static_cast<const char*>(f.map_), f.map_size_));
+  f.map_ = MappedFile::open(path);
+  f.parse_all(f.map_.bytes());
   return f;
 }
 
-File::File(File&& o) noexcept { *this = std::move(o); }
-
-File& File::operator=(File&& o) noexcept {
-  if (this != &o) {
-    if (map_) ::munmap(map_, map_size_);
-    name_ = std::move(o.name_);
-    version_ = o.version_;
-    kv_ = std::move(o.kv_);
-    index_ = std::move(o.index_);
-    tensors_ = std::move(o.tensors_);
-    alignment_ = o.alignment_;
-    bytes_ = o.bytes_;
-    o.bytes_ = {};
-    data_offset_ = o.data_offset_;
-    map_ = o.map_;
-    map_size_ = o.map_size_;
-    o.map_ = nullptr;
-    o.map_size_ = 0;
-  }
-  return *this;
-}
-
-File::~File() {
-  if (map_) ::munmap(map_, map_size_);
-}
+File::File(File&&) noexcept = default;
+File& File::operator=(File&&) noexcept = default;
+File::~File() = default;
 
 const Value* File::find(std::string_view key) const {
   auto it = index_.find(std::string(key));

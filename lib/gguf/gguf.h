@@ -31,6 +31,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "loom/core/mapped_file.h"
+
 namespace loom::gguf {
 
 enum class Type : uint32_t { U8 = 0, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64 };
@@ -118,8 +120,7 @@ class File {
   std::vector<TensorInfo> tensors_;
   uint64_t alignment_ = 32, data_offset_ = 0;
   std::string_view bytes_;  // the whole file: the mapping, or parse()'s bytes
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
+  MappedFile map_;
 };
 
 }  // namespace loom::gguf

@@ -54,8 +54,6 @@ Normalized apply_changes(std::string_view input, const std::vector<Change>& chan
 // trie size, a double-array trie of that many bytes, then the NUL-separated replacement strings.
 // Throws loom::Error (naming `file`) for a truncated or malformed map.
 std::unique_ptr<Normalizer> make_precompiled_normalizer(std::string charsmap, const std::string& file);
-// Strict standard base64 (with padding), as the reference decodes; nullopt when malformed.
-std::optional<std::string> base64_decode(std::string_view s);
 
 std::unique_ptr<Normalizer> make_strip_normalizer(bool left, bool right);  // Unicode White_Space
 std::unique_ptr<Normalizer> make_lowercase_normalizer();                   // Unicode lowercase mapping

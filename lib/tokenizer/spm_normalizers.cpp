@@ -310,45 +310,6 @@ Normalized apply_changes(std::string_view input, const std::vector<Change>& chan
   return n;
 }
 
-// ---- base64 ----------------------------------------------------------------------------------
-
-std::optional<std::string> base64_decode(std::string_view s) {
-  if (s.size() % 4 != 0) return std::nullopt;
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size() / 4 * 3);
-  for (size_t i = 0; i < s.size(); i += 4) {
-    bool last = i + 4 == s.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = s[i + static_cast<size_t>(k)];
-      if (c == '=' && last && k >= 2) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad) return std::nullopt;  // data after padding
-      v[k] = val(c);
-      if (v[k] < 0) return std::nullopt;
-    }
-    uint32_t w = static_cast<uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-    out += static_cast<char>(w >> 16);
-    if (pad < 2) out += static_cast<char>((w >> 8) & 0xFF);
-    if (pad < 1) out += static_cast<char>(w & 0xFF);
-    // canonical: the bits padding leaves over must be zero
-    if ((pad == 1 && (v[2] & 0x3)) || (pad == 2 && (v[1] & 0xF))) return std::nullopt;
-  }
-  return out;
-}
-
 // ---- factories -------------------------------------------------------------------------------
 
 std::unique_ptr<Normalizer> make_precompiled_normalizer(std::string charsmap, const std::string& file) {

@@ -16,6 +16,7 @@
 #include <simdjson.h>
 
 #include "loom/core/error.h"
+#include "loom/io/base64.h"
 #include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/text/utf8.h"
@@ -1191,7 +1192,7 @@ std::unique_ptr<Normalizer> load_normalizer(const Json& j, object o) {
   if (type == "Precompiled") {
     std::string_view b64;
     if (o["precompiled_charsmap"].get(e) || e.get(b64)) throw j.bad("Precompiled normalizer without a \"precompiled_charsmap\" string");
-    auto bytes = base64_decode(b64);
+    auto bytes = io::base64_decode(b64);
     if (!bytes) throw j.bad("Precompiled normalizer: \"precompiled_charsmap\" is not valid base64");
     return make_precompiled_normalizer(std::move(*bytes), j.file);
   }

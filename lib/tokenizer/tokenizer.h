@@ -149,6 +149,10 @@ class Tokenizer {
 
   size_t vocab_size() const;
   std::string_view piece(TokenId id) const;
+  // The tokens add_special puts before and after a sequence ([CLS] and [SEP] for BERT); pairs of
+  // sequences (cross-encoders) are laid out as prefix A suffix B suffix.
+  const std::vector<TokenId>& special_prefix() const { return prefix_; }
+  const std::vector<TokenId>& special_suffix() const { return suffix_; }
 
  private:
   using Added = AddedToken;

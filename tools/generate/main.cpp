@@ -19,8 +19,10 @@
 #include "generator.h"
 #include "loom/cli/tool.h"
 #include "loom/gguf/gguf.h"
+#include "loom/io/base64.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
+#include "loom/model/models_dir.h"
 #include "loom/tokenizer/tokenizer.h"
 #include "prompt.h"
 
@@ -77,27 +79,9 @@ void catch_signals(bool stdin_input) {
 std::string model_file(const std::string& m) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::is_regular_file(m, ec)) return m;
-  const char* env = std::getenv("LOOM_MODELS");
-  const char* home = std::getenv("HOME");
-  fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
-  if (m.find('/') == std::string::npos && fs::is_regular_file(root / (m + ".gguf"), ec)) return (root / (m + ".gguf")).string();
-  throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", m, root.string()));
-}
-
-std::string base64(std::string_view in) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < in.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
-    out += abc[v >> 18];
-    out += abc[(v >> 12) & 63];
-    out += i + 1 < in.size() ? abc[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? abc[v & 63] : '=';
-  }
-  return out;
+  auto p = model::find_model(m);
+  if (p && fs::is_regular_file(*p, ec)) return *p;
+  throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", m, model::models_dir()));
 }
 
 class Records {
@@ -234,7 +218,7 @@ class Records {
           w.value(bytes);
         } else {
           w.key("bytes");
-          w.value(base64(bytes));
+          w.value(io::base64_encode(bytes));
         }
         w.key("logprob");
         w.value(lp);

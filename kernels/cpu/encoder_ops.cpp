@@ -1,0 +1,232 @@
+#include "kernels/cpu/encoder_ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/vec_exp.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace loom::kernels {
+
+void blas_single_threaded() { openblas_set_num_threads(1); }
+
+void linear_f32(const float* x, size_t ldx, size_t M, size_t K, const float* W, size_t N, const float* b, float* y,
+                size_t ldy) {
+  if (M == 0 || N == 0) return;
+  float beta = 0.0f;
+  if (b) {
+    for (size_t i = 0; i < M; ++i) std::copy(b, b + N, y + i * ldy);
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+              1.0f, x, static_cast<int>(ldx), W, static_cast<int>(K), beta, y, static_cast<int>(ldy));
+}
+
+void linear_f32_ref(const float* x, size_t ldx, size_t M, size_t K, const float* W, size_t N, const float* b, float* y,
+                    size_t ldy) {
+  for (size_t i = 0; i < M; ++i)
+    for (size_t j = 0; j < N; ++j) {
+      double s = b ? b[j] : 0.0;
+      for (size_t k = 0; k < K; ++k) s += static_cast<double>(x[i * ldx + k]) * W[j * K + k];
+      y[i * ldy + j] = static_cast<float>(s);
+    }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+namespace {
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+}  // namespace
+#endif
+
+void layer_norm_f32(float* x, size_t n, const float* add, const float* w, const float* b, float eps) {
+  size_t i = 0;
+  float sum = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(add + i));
+    _mm256_storeu_ps(x + i, v);
+    acc = _mm256_add_ps(acc, v);
+  }
+  sum = hsum(acc);
+#endif
+  for (; i < n; ++i) {
+    if (add) x[i] += add[i];
+    sum += x[i];
+  }
+  const float mean = sum / static_cast<float>(n);
+  float ss = 0.0f;
+  i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vm = _mm256_set1_ps(mean);
+  acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+    acc = _mm256_fmadd_ps(d, d, acc);
+  }
+  ss = hsum(acc);
+#endif
+  for (; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
+  const float rstd = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vr = _mm256_set1_ps(rstd);
+  for (; i + 8 <= n; i += 8) {
+    __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
+    _mm256_storeu_ps(x + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+  }
+#endif
+  for (; i < n; ++i) x[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
+void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* w, const float* b, float eps) {
+  std::vector<double> v(n);
+  double mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += v[i] = static_cast<double>(x[i]) + (add ? add[i] : 0.0f);
+  mean /= static_cast<double>(n);
+  double var = 0;
+  for (size_t i = 0; i < n; ++i) var += (v[i] - mean) * (v[i] - mean);
+  var /= static_cast<double>(n);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>((v[i] - mean) / std::sqrt(var + eps) * w[i] + b[i]);
+}
+
+namespace {
+// erf by a series near 0 and A&S 7.1.26 elsewhere (see the header for the error bound).
+constexpr float kSeries[] = {1.128379167f, -0.3761263890f, 0.1128379167f, -0.02686617064f, 0.005223977625f,
+                             -0.0008548327023f};  // 2/sqrt(pi) * (-1)^n / (n! (2n+1))
+constexpr float kP = 0.3275911f;
+constexpr float kA[] = {0.254829592f, -0.284496736f, 1.421413741f, -1.453152027f, 1.061405429f};
+
+inline float erf_scalar(float z) {
+  const float a = std::min(std::fabs(z), 6.0f);
+  float r;
+  if (a < 0.5f) {
+    const float a2 = a * a;
+    float p = kSeries[5];
+    for (int i = 4; i >= 0; --i) p = std::fma(p, a2, kSeries[i]);
+    r = p * a;
+  } else {
+    const float t = 1.0f / std::fma(kP, a, 1.0f);
+    float p = kA[4];
+    for (int i = 3; i >= 0; --i) p = std::fma(p, t, kA[i]);
+    r = 1.0f - p * t * ggml_expf(-a * a);
+  }
+  return std::copysign(r, z);
+}
+}  // namespace
+
+float gelu_erf_ref(float x) { return static_cast<float>(0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)))); }
+
+void gelu_erf_f32(float* x, size_t n) {
+  constexpr float kInvSqrt2 = 0.70710678118654752f;
+  size_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(kInvSqrt2));
+    const __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, z), _mm256_set1_ps(6.0f));
+    const __m256 a2 = _mm256_mul_ps(a, a);
+    __m256 s = _mm256_set1_ps(kSeries[5]);
+    for (int k = 4; k >= 0; --k) s = _mm256_fmadd_ps(s, a2, _mm256_set1_ps(kSeries[k]));
+    s = _mm256_mul_ps(s, a);
+    const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(kP), a, one));
+    __m256 p = _mm256_set1_ps(kA[4]);
+    for (int k = 3; k >= 0; --k) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(kA[k]));
+    const __m256 e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), a2));
+    const __m256 l = _mm256_fnmadd_ps(_mm256_mul_ps(p, t), e, one);
+    const __m256 small = _mm256_cmp_ps(a, half, _CMP_LT_OQ);
+    __m256 r = _mm256_blendv_ps(l, s, small);
+    r = _mm256_or_ps(r, _mm256_and_ps(z, sign));  // erf is odd
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, r)));
+  }
+#endif
+  for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + erf_scalar(x[i] * kInvSqrt2));
+}
+
+void softmax_f32(float* x, size_t n) {
+  if (n == 0) return;
+  float mx = x[0];
+  size_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if (n >= 8) {
+    __m256 m = _mm256_loadu_ps(x);
+    for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    mx = hmax(m);
+  }
+#endif
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  float sum = 0.0f;
+  i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 vm = _mm256_set1_ps(mx);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = expf8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  sum = hsum(acc);
+#endif
+  for (; i < n; ++i) sum += x[i] = ggml_expf(x[i] - mx);
+  const float inv = 1.0f / sum;
+  for (i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void softmax_f32_ref(float* x, size_t n) {
+  if (n == 0) return;
+  double mx = *std::max_element(x, x + n), sum = 0;
+  std::vector<double> e(n);
+  for (size_t i = 0; i < n; ++i) sum += e[i] = std::exp(static_cast<double>(x[i]) - mx);
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(e[i] / sum);
+}
+
+void attention_head_f32(const float* q, const float* k, const float* v, size_t ld, size_t L, size_t dh, float scale,
+                        float* out, size_t ldo, float* scores) {
+  if (L == 0) return;
+  const int l = static_cast<int>(L), d = static_cast<int>(dh);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, scale, q, static_cast<int>(ld), k, static_cast<int>(ld),
+              0.0f, scores, l);
+  for (size_t i = 0; i < L; ++i) softmax_f32(scores + i * L, L);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, 1.0f, scores, l, v, static_cast<int>(ld), 0.0f, out,
+              static_cast<int>(ldo));
+}
+
+void attention_head_f32_ref(const float* q, const float* k, const float* v, size_t ld, size_t L, size_t dh, float scale,
+                            float* out, size_t ldo) {
+  std::vector<double> s(L);
+  for (size_t i = 0; i < L; ++i) {
+    double mx = -INFINITY;
+    for (size_t j = 0; j < L; ++j) {
+      double dot = 0;
+      for (size_t c = 0; c < dh; ++c) dot += static_cast<double>(q[i * ld + c]) * k[j * ld + c];
+      s[j] = dot * scale;
+      mx = std::max(mx, s[j]);
+    }
+    double sum = 0;
+    for (size_t j = 0; j < L; ++j) sum += s[j] = std::exp(s[j] - mx);
+    for (size_t c = 0; c < dh; ++c) {
+      double o = 0;
+      for (size_t j = 0; j < L; ++j) o += s[j] / sum * v[j * ld + c];
+      out[i * ldo + c] = static_cast<float>(o);
+    }
+  }
+}
+
+}  // namespace loom::kernels

@@ -1,0 +1,46 @@
+// Float32 kernels of encoder models (BERT family): dense layers, layer norm, GELU, softmax and
+// one attention head over one sequence. Row-major matrices; each call runs on the calling thread
+// (the backend splits the work across its threads), dense products through OpenBLAS's sgemm.
+//
+// Each has a plain reference (*_ref, double accumulation) that the tests compare against:
+//   linear_f32      relative error of a K-term dot product in float (~K * 2^-24 worst case)
+//   gelu_erf_f32    |err| <= 2e-7 * (1 + |x|): erf from a degree-11 series for |x/sqrt2| < 0.5,
+//                   else Abramowitz & Stegun 7.1.26 (|err| < 1.5e-7) with exp from vec_exp.h
+//   layer_norm_f32, softmax_f32, attention_head_f32: float sums in 8 lanes
+#pragma once
+#include <cstddef>
+
+namespace loom::kernels {
+
+// Makes OpenBLAS run each call on the calling thread (loom threads across rows itself).
+void blas_single_threaded();
+
+// y[i] = W x[i] + b for M rows: x is M x K (row stride ldx), W is N x K (PyTorch's Linear
+// layout), b has N values or is null, y is M x N (row stride ldy).
+void linear_f32(const float* x, size_t ldx, size_t M, size_t K, const float* W, size_t N, const float* b, float* y,
+                size_t ldy);
+void linear_f32_ref(const float* x, size_t ldx, size_t M, size_t K, const float* W, size_t N, const float* b, float* y,
+                    size_t ldy);
+
+// One row of n values: x = (x + add - mean) / sqrt(var + eps) * w + b (add may be null; var is
+// the biased variance, as torch.nn.LayerNorm).
+void layer_norm_f32(float* x, size_t n, const float* add, const float* w, const float* b, float eps);
+void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* w, const float* b, float eps);
+
+// x = x * Phi(x) (exact GELU, the erf form of torch.nn.GELU()), in place.
+void gelu_erf_f32(float* x, size_t n);
+float gelu_erf_ref(float x);
+
+// x = softmax(x) in place.
+void softmax_f32(float* x, size_t n);
+void softmax_f32_ref(float* x, size_t n);
+
+// Bidirectional attention of one head over one sequence of L tokens: for each token i,
+// out[i] = sum_j softmax_j(scale * q[i].k[j]) v[j]. q, k, v: L rows of dh values with row
+// stride ld; out: row stride ldo. `scores` is scratch of L * L floats.
+void attention_head_f32(const float* q, const float* k, const float* v, size_t ld, size_t L, size_t dh, float scale,
+                        float* out, size_t ldo, float* scores);
+void attention_head_f32_ref(const float* q, const float* k, const float* v, size_t ld, size_t L, size_t dh, float scale,
+                            float* out, size_t ldo);
+
+}  // namespace loom::kernels
