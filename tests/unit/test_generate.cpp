@@ -13,7 +13,7 @@
 #include <map>
 
 #include "../../tools/generate/generator.h"
-#include "../../tools/generate/prompt.h"
+#include "loom/generate/prompt.h"
 #include "loom/core/error.h"
 #include "loom/gguf/gguf.h"
 #include "loom/io/jsonl.h"

@@ -24,7 +24,7 @@
 #include "loom/io/jsonl.h"
 #include "loom/model/models_dir.h"
 #include "loom/tokenizer/tokenizer.h"
-#include "prompt.h"
+#include "loom/generate/prompt.h"
 
 using namespace loom;
 

@@ -1,4 +1,4 @@
-#include "prompt.h"
+#include "loom/generate/prompt.h"
 
 #include <fmt/format.h>
 
