@@ -521,7 +521,7 @@ const std::string& Encoder::path() const { return impl_->path; }
 EncoderInput Encoder::encode_text(std::string_view text, uint32_t max_tokens) const {
   const uint32_t max = max_tokens ? std::min(max_tokens, impl_->cfg.n_pos) : impl_->cfg.max_tokens;
   EncoderInput in;
-  tok::Encoding e = impl_->tok_->encode(text, {.add_special = true});
+  tok::Encoding e = impl_->tok_->encode(text, {.add_special = true, .parse_special = true});
   in.ids = std::move(e.ids);
   if (in.ids.size() > max) {
     const auto& suf = impl_->tok_->special_suffix();
@@ -538,7 +538,7 @@ EncoderInput Encoder::encode_pair(std::string_view a, std::string_view b, uint32
   const uint32_t max = max_tokens ? std::min(max_tokens, impl_->cfg.n_pos) : impl_->cfg.max_tokens;
   const auto& pre = impl_->tok_->special_prefix();
   const auto& suf = impl_->tok_->special_suffix();
-  std::vector<int32_t> x = impl_->tok_->encode(a, {.add_special = false}).ids, y = impl_->tok_->encode(b, {.add_special = false}).ids;
+  std::vector<int32_t> x = impl_->tok_->encode(a, {.add_special = false, .parse_special = true}).ids, y = impl_->tok_->encode(b, {.add_special = false, .parse_special = true}).ids;
   EncoderInput in;
   const size_t fixed = pre.size() + 2 * suf.size();
   size_t nx = x.size(), ny = y.size();

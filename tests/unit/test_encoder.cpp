@@ -1,0 +1,239 @@
+// The BERT encoder (lib/model/encoder.h) against the reference implementations.
+//
+//   MiniLmMatchesSentenceTransformers  all-MiniLM-L6-v2 (scripts/fetch-models) on the 680 texts of
+//       golden/embed/minilm.jsonl.zst (tests/reference/gen_embed_goldens.py: sentence-transformers
+//       3.0.1, transformers 4.41.2, torch 1.13): the same number of tokens after truncation to
+//       max_seq_length (71 texts are cut), then, run in batches of 32 texts: the normalized
+//       vectors at cosine >= 0.99999 for every text, and the raw mean-pooled and [CLS] vectors
+//       within 1e-4 (relative to the vector's largest element). Max differences are printed.
+//   BatchingDoesNotChangeVectors       a text alone and in a batch of others: cosine >= 0.999999.
+//   CrossEncoderMatchesTransformers    a tiny random BertForSequenceClassification (F16
+//       safetensors) on 200 (query, passage) pairs of golden/encoder/cross_encoder.jsonl
+//       (gen_cross_encoder_goldens.py): token counts after longest_first truncation equal, logits
+//       within 1e-4.
+//   GgufBertMatchesFolder              the same tiny model converted by llama.cpp's
+//       convert_hf_to_gguf.py: vectors equal the folder's (cosine >= 0.99999) and
+//       transformers' mean-pooled normalized output (golden/encoder/tiny-bert-embed.jsonl).
+//   BadModelFolders                    missing files, mismatched vocabularies: errors naming them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "loom/core/error.h"
+#include "loom/io/jsonl.h"
+#include "loom/io/stream.h"
+#include "loom/model/encoder.h"
+#include "model_files.h"
+
+using namespace loom;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kGolden = fs::path(LOOM_SOURCE_DIR) / "tests/reference/golden";
+
+std::vector<float> floats(const io::Record& r, const char* key) {
+  std::vector<float> v;
+  auto raw = r.raw(key);
+  if (!raw) return v;
+  std::string s(raw->substr(1, raw->size() - 2));
+  for (size_t i = 0; i < s.size();) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    v.push_back(std::strtof(s.substr(i, j - i).c_str(), nullptr));
+    i = j + 1;
+  }
+  return v;
+}
+
+std::vector<io::Record> read_records(const fs::path& p) {
+  auto in = io::Input::open(p.string());
+  io::JsonlReader r(*in);
+  std::vector<io::Record> out;
+  io::Record rec;
+  while (r.next(rec)) out.push_back(std::move(rec)), rec = io::Record();
+  return out;
+}
+
+double cosine(const float* a, const float* b, size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+
+double max_abs(const float* a, const float* b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+double max_elem(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, std::fabs(double(x)));
+  return m;
+}
+
+fs::path minilm() { return model_files::dir() / "minilm"; }
+
+TEST(Encoder, MiniLmMatchesSentenceTransformers) {
+  if (!fs::exists(minilm() / "model.safetensors")) GTEST_SKIP() << "no " << minilm() << " (scripts/fetch-models)";
+  auto enc = model::Encoder::load(minilm().string(), {.threads = 2});
+  ASSERT_EQ(enc.config().pooling, model::Pooling::Mean);
+  ASSERT_TRUE(enc.config().normalize);
+  ASSERT_EQ(enc.config().max_tokens, 256u);
+  ASSERT_EQ(enc.dims(), 384u);
+  auto golden = read_records(kGolden / "embed/minilm.jsonl.zst");
+  ASSERT_GE(golden.size(), 600u);
+  std::vector<model::EncoderInput> inputs;
+  size_t truncated = 0;
+  for (auto& g : golden) {
+    inputs.push_back(enc.encode_text(*g.get_string("text")));
+    ASSERT_EQ(inputs.back().ids.size(), static_cast<size_t>(*g.get_int("n_tokens"))) << *g.get_string("id");
+    ASSERT_EQ(inputs.back().truncated, *g.get_bool("truncated")) << *g.get_string("id");
+    truncated += inputs.back().truncated;
+  }
+  EXPECT_GE(truncated, 40u);
+  const size_t d = enc.dims();
+  double worst_cos = 1, worst_abs = 0, worst_mean = 0, worst_cls = 0;
+  for (size_t b = 0; b < inputs.size(); b += 32) {
+    std::vector<model::EncoderInput> batch(inputs.begin() + b, inputs.begin() + std::min(inputs.size(), b + 32));
+    std::vector<float> mean(batch.size() * d), cls(batch.size() * d);
+    enc.embed(batch, model::Pooling::Mean, mean.data());
+    enc.embed(batch, model::Pooling::Cls, cls.data());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const io::Record& g = golden[b + i];
+      const std::string id = *g.get_string("id");
+      auto ge = floats(g, "embedding"), gm = floats(g, "mean"), gc = floats(g, "cls");
+      ASSERT_EQ(ge.size(), d);
+      std::vector<float> v(mean.begin() + i * d, mean.begin() + (i + 1) * d);
+      const double rel_mean = max_abs(v.data(), gm.data(), d) / max_elem(gm);
+      const double rel_cls = max_abs(cls.data() + i * d, gc.data(), d) / max_elem(gc);
+      EXPECT_LE(rel_mean, 1e-4) << id;
+      EXPECT_LE(rel_cls, 1e-4) << id;
+      model::l2_normalize(v.data(), d);
+      const double c = cosine(v.data(), ge.data(), d);
+      EXPECT_GE(c, 0.99999) << id;
+      worst_cos = std::min(worst_cos, c);
+      worst_abs = std::max(worst_abs, max_abs(v.data(), ge.data(), d));
+      worst_mean = std::max(worst_mean, rel_mean);
+      worst_cls = std::max(worst_cls, rel_cls);
+    }
+  }
+  std::printf("minilm vs sentence-transformers, %zu texts (%zu truncated): min cosine %.9f, max |diff| %.3g (normalized); "
+              "raw mean / cls max |diff| relative to max |x|: %.3g / %.3g\n",
+              golden.size(), truncated, worst_cos, worst_abs, worst_mean, worst_cls);
+}
+
+TEST(Encoder, BatchingDoesNotChangeVectors) {
+  if (!fs::exists(minilm() / "model.safetensors")) GTEST_SKIP() << "no " << minilm() << " (scripts/fetch-models)";
+  auto enc = model::Encoder::load(minilm().string(), {.threads = 2});
+  std::vector<model::EncoderInput> batch = {enc.encode_text("short"), enc.encode_text("a somewhat longer text about logs and rotation"),
+                                            enc.encode_text(std::string(3000, 'x') + " end")};
+  const size_t d = enc.dims();
+  std::vector<float> all(batch.size() * d);
+  enc.embed(batch, model::Pooling::Mean, all.data());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::vector<float> one(d);
+    enc.embed({batch[i]}, model::Pooling::Mean, one.data());
+    EXPECT_GE(cosine(one.data(), all.data() + i * d, d), 0.999999) << i;
+  }
+  EXPECT_THROW(enc.embed({model::EncoderInput{}}, model::Pooling::Mean, all.data()), Error);
+  EXPECT_THROW(enc.embed({model::EncoderInput{.ids = {101, 999999, 102}}}, model::Pooling::Mean, all.data()), Error);
+}
+
+TEST(Encoder, CrossEncoderMatchesTransformers) {
+  const fs::path dir = kGolden / "encoder/tiny-cross-encoder";
+  ASSERT_TRUE(fs::exists(dir / "model.safetensors")) << dir;
+  auto enc = model::Encoder::load(dir.string(), {.threads = 2});
+  ASSERT_EQ(enc.config().n_labels, 1u);
+  auto golden = read_records(kGolden / "encoder/cross_encoder.jsonl");
+  ASSERT_GE(golden.size(), 200u);
+  std::vector<model::EncoderInput> in;
+  size_t truncated = 0;
+  for (auto& g : golden) {
+    in.push_back(enc.encode_pair(*g.get_string("query"), *g.get_string("passage")));
+    ASSERT_EQ(in.back().ids.size(), static_cast<size_t>(*g.get_int("n_tokens")));
+    truncated += in.back().truncated;
+  }
+  EXPECT_GE(truncated, 1u);
+  std::vector<float> logits(in.size());
+  for (size_t b = 0; b < in.size(); b += 16) {
+    std::vector<model::EncoderInput> batch(in.begin() + b, in.begin() + std::min(in.size(), b + 16));
+    enc.classify(batch, logits.data() + b);
+  }
+  double worst = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double want = *golden[i].get_number("logit");
+    EXPECT_NEAR(logits[i], want, 1e-4) << i;
+    worst = std::max(worst, std::fabs(logits[i] - want));
+  }
+  std::printf("cross-encoder vs transformers, %zu pairs (%zu truncated): max |logit diff| %.3g\n", in.size(), truncated, worst);
+}
+
+TEST(Encoder, GgufBertMatchesFolder) {
+  const fs::path gguf = kGolden / "encoder/tiny-bert.gguf";
+  ASSERT_TRUE(fs::exists(gguf)) << gguf;
+  auto g = model::Encoder::load(gguf.string(), {.threads = 2});
+  auto f = model::Encoder::load((kGolden / "encoder/tiny-cross-encoder").string(), {.threads = 2});
+  ASSERT_EQ(g.dims(), f.dims());
+  auto golden = read_records(kGolden / "encoder/tiny-bert-embed.jsonl");
+  ASSERT_GE(golden.size(), 50u);
+  const size_t d = g.dims();
+  size_t same_tokens = 0;
+  double worst = 1;
+  for (auto& r : golden) {
+    const std::string text = *r.get_string("text");
+    auto ig = g.encode_text(text), ifo = f.encode_text(text);
+    std::vector<float> vg(d), vf(d), want = floats(r, "embedding");
+    g.embed({ig}, g.config().pooling, vg.data());
+    model::l2_normalize(vg.data(), d);
+    if (ig.ids == ifo.ids) {
+      ++same_tokens;
+      f.embed({ifo}, model::Pooling::Mean, vf.data());
+      model::l2_normalize(vf.data(), d);
+      EXPECT_GE(cosine(vg.data(), vf.data(), d), 0.99999) << text;
+      EXPECT_GE(cosine(vg.data(), want.data(), d), 0.99999) << text;
+      worst = std::min(worst, cosine(vg.data(), want.data(), d));
+    }
+  }
+  EXPECT_GE(same_tokens, golden.size() * 9 / 10) << "llama.cpp's WordPiece and transformers' disagree on many texts";
+  std::printf("GGUF bert vs folder: %zu of %zu texts tokenized alike; min cosine vs transformers %.9f\n", same_tokens, golden.size(), worst);
+}
+
+TEST(Encoder, BadModelFolders) {
+  const fs::path tmp = fs::temp_directory_path() / "loom-test-encoder";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  auto expect = [&](const std::string& needle) {
+    try {
+      model::Encoder::load(tmp.string(), {});
+      ADD_FAILURE() << "loaded; expected: " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect("has no config.json");
+  const fs::path src = kGolden / "encoder/tiny-cross-encoder";
+  fs::copy_file(src / "config.json", tmp / "config.json");
+  expect("has no tokenizer.json or vocab.txt");
+  fs::copy_file(src / "tokenizer.json", tmp / "tokenizer.json");
+  expect("has no model.safetensors");
+  // a vocabulary larger than the model's embedding table
+  std::ifstream in(src / "config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), {});
+  auto at = cfg.find("\"vocab_size\"");
+  ASSERT_NE(at, std::string::npos);
+  auto end = cfg.find_first_of(",}", at);
+  cfg.replace(at, end - at, "\"vocab_size\": 1000");
+  std::ofstream(tmp / "config.json") << cfg;
+  expect("do not belong together");
+  std::ofstream(tmp / "config.json") << R"({"model_type": "gpt2"})";
+  expect("model_type \"gpt2\" is not supported");
+  EXPECT_THROW(model::Encoder::load((tmp / "nope").string(), {}), Error);
+  fs::remove_all(tmp);
+}
+
+}  // namespace
