@@ -241,13 +241,15 @@ void Encoder::Impl::load_folder(const fs::path& dir) {
     const std::string n = full_name ? name : prefix + name;
     const safetensors::Tensor* t = st->find(n);
     if (!t) throw input_error(fmt::format("no tensor \"{}\"", n), st->name());
+    // rows == 0: a vector of `cols` values
     const uint64_t want_rows = rows, want_cols = cols;
-    bool ok = rows == 1 ? (t->shape.size() == 1 && t->shape[0] == want_cols)
+    bool ok = rows == 0 ? (t->shape.size() == 1 && t->shape[0] == want_cols)
                         : (t->shape.size() == 2 && t->shape[0] == want_rows && t->shape[1] == want_cols);
     if (!ok)
       throw input_error(fmt::format("tensor \"{}\" has shape [{}], expected [{}]", n, fmt::join(t->shape, ", "),
-                                    rows == 1 ? std::to_string(cols) : fmt::format("{}, {}", rows, cols)),
+                                    rows == 0 ? std::to_string(cols) : fmt::format("{}, {}", rows, cols)),
                         st->name());
+    rows = std::max<size_t>(rows, 1);
     std::string_view bytes = st->data(*t);
     if (t->dtype == safetensors::DType::F32 && reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0)
       return Mat{reinterpret_cast<const float*>(bytes.data()), rows, cols};
@@ -257,25 +259,25 @@ void Encoder::Impl::load_folder(const fs::path& dir) {
   word = tensor("embeddings.word_embeddings.weight", cfg.n_vocab, E);
   pos = tensor("embeddings.position_embeddings.weight", cfg.n_pos, E);
   type = tensor("embeddings.token_type_embeddings.weight", cfg.n_types, E);
-  emb_ln_w = tensor("embeddings.LayerNorm.weight", 1, E);
-  emb_ln_b = tensor("embeddings.LayerNorm.bias", 1, E);
+  emb_ln_w = tensor("embeddings.LayerNorm.weight", 0, E);
+  emb_ln_b = tensor("embeddings.LayerNorm.bias", 0, E);
   for (uint32_t l = 0; l < cfg.n_layer; ++l) {
     const std::string p = fmt::format("encoder.layer.{}.", l);
     Layer L;
     L.qkv_w = stack({tensor(p + "attention.self.query.weight", E, E), tensor(p + "attention.self.key.weight", E, E),
                      tensor(p + "attention.self.value.weight", E, E)});
-    L.qkv_b = stack({tensor(p + "attention.self.query.bias", 1, E), tensor(p + "attention.self.key.bias", 1, E),
-                     tensor(p + "attention.self.value.bias", 1, E)});
+    L.qkv_b = stack({tensor(p + "attention.self.query.bias", 0, E), tensor(p + "attention.self.key.bias", 0, E),
+                     tensor(p + "attention.self.value.bias", 0, E)});
     L.o_w = tensor(p + "attention.output.dense.weight", E, E);
-    L.o_b = tensor(p + "attention.output.dense.bias", 1, E);
-    L.ln1_w = tensor(p + "attention.output.LayerNorm.weight", 1, E);
-    L.ln1_b = tensor(p + "attention.output.LayerNorm.bias", 1, E);
+    L.o_b = tensor(p + "attention.output.dense.bias", 0, E);
+    L.ln1_w = tensor(p + "attention.output.LayerNorm.weight", 0, E);
+    L.ln1_b = tensor(p + "attention.output.LayerNorm.bias", 0, E);
     L.up_w = tensor(p + "intermediate.dense.weight", F, E);
-    L.up_b = tensor(p + "intermediate.dense.bias", 1, F);
+    L.up_b = tensor(p + "intermediate.dense.bias", 0, F);
     L.down_w = tensor(p + "output.dense.weight", E, F);
-    L.down_b = tensor(p + "output.dense.bias", 1, E);
-    L.ln2_w = tensor(p + "output.LayerNorm.weight", 1, E);
-    L.ln2_b = tensor(p + "output.LayerNorm.bias", 1, E);
+    L.down_b = tensor(p + "output.dense.bias", 0, E);
+    L.ln2_w = tensor(p + "output.LayerNorm.weight", 0, E);
+    L.ln2_b = tensor(p + "output.LayerNorm.bias", 0, E);
     layers.push_back(L);
   }
   // BertForSequenceClassification: pooler (dense + tanh on [CLS]) and classifier
@@ -284,9 +286,9 @@ void Encoder::Impl::load_folder(const fs::path& dir) {
       throw input_error("tensor \"classifier.weight\" is not a [labels, hidden] matrix", st->name());
     cfg.n_labels = static_cast<uint32_t>(c->shape[0]);
     cls_w = tensor("classifier.weight", cfg.n_labels, E, true);
-    cls_b = tensor("classifier.bias", 1, cfg.n_labels, true);
+    cls_b = tensor("classifier.bias", 0, cfg.n_labels, true);
     pool_w = tensor("pooler.dense.weight", E, E);
-    pool_b = tensor("pooler.dense.bias", 1, E);
+    pool_b = tensor("pooler.dense.bias", 0, E);
   }
   cfg.out_dims = cfg.n_embd;
   cfg.max_tokens = cfg.n_pos;
@@ -399,8 +401,10 @@ void Encoder::Impl::load_gguf(const std::string& file) {
   auto tensor = [&](const std::string& name, size_t rows, size_t cols) -> Mat {
     const gguf::TensorInfo* t = gg->find_tensor(name);
     if (!t) throw input_error(fmt::format("no tensor \"{}\"", name), file);
-    bool ok = t->ne.size() >= 1 && t->ne[0] == cols && (rows == 1 ? t->n_elements() == cols : t->ne.size() >= 2 && t->ne[1] == rows && t->n_elements() == rows * cols);
+    // rows == 0: a vector of `cols` values
+    bool ok = t->ne.size() >= 1 && t->ne[0] == cols && (rows == 0 ? t->n_elements() == cols : t->ne.size() >= 2 && t->ne[1] == rows && t->n_elements() == rows * cols);
     if (!ok) throw input_error(fmt::format("tensor \"{}\" has shape [{}], expected {} x {}", name, fmt::join(t->ne, ", "), cols, rows), file);
+    rows = std::max<size_t>(rows, 1);
     std::string_view bytes = gg->tensor_data(*t);
     auto type = static_cast<kernels::GgmlType>(t->ggml_type);
     if (type == kernels::GgmlType::F32 && reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0)
@@ -425,23 +429,23 @@ void Encoder::Impl::load_gguf(const std::string& file) {
     cfg.n_types = 1;
     type = own(std::vector<float>(E, 0.0f), 1, E);
   }
-  emb_ln_w = tensor("token_embd_norm.weight", 1, E);
-  emb_ln_b = tensor("token_embd_norm.bias", 1, E);
+  emb_ln_w = tensor("token_embd_norm.weight", 0, E);
+  emb_ln_b = tensor("token_embd_norm.bias", 0, E);
   for (uint32_t l = 0; l < cfg.n_layer; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     Layer L;
     L.qkv_w = stack({tensor(p + "attn_q.weight", E, E), tensor(p + "attn_k.weight", E, E), tensor(p + "attn_v.weight", E, E)});
-    L.qkv_b = stack({tensor(p + "attn_q.bias", 1, E), tensor(p + "attn_k.bias", 1, E), tensor(p + "attn_v.bias", 1, E)});
+    L.qkv_b = stack({tensor(p + "attn_q.bias", 0, E), tensor(p + "attn_k.bias", 0, E), tensor(p + "attn_v.bias", 0, E)});
     L.o_w = tensor(p + "attn_output.weight", E, E);
-    L.o_b = tensor(p + "attn_output.bias", 1, E);
-    L.ln1_w = tensor(p + "attn_output_norm.weight", 1, E);
-    L.ln1_b = tensor(p + "attn_output_norm.bias", 1, E);
+    L.o_b = tensor(p + "attn_output.bias", 0, E);
+    L.ln1_w = tensor(p + "attn_output_norm.weight", 0, E);
+    L.ln1_b = tensor(p + "attn_output_norm.bias", 0, E);
     L.up_w = tensor(p + "ffn_up.weight", F, E);
-    L.up_b = tensor(p + "ffn_up.bias", 1, F);
+    L.up_b = tensor(p + "ffn_up.bias", 0, F);
     L.down_w = tensor(p + "ffn_down.weight", E, F);
-    L.down_b = tensor(p + "ffn_down.bias", 1, E);
-    L.ln2_w = tensor(p + "layer_output_norm.weight", 1, E);
-    L.ln2_b = tensor(p + "layer_output_norm.bias", 1, E);
+    L.down_b = tensor(p + "ffn_down.bias", 0, E);
+    L.ln2_w = tensor(p + "layer_output_norm.weight", 0, E);
+    L.ln2_b = tensor(p + "layer_output_norm.bias", 0, E);
     layers.push_back(L);
   }
   cfg.out_dims = cfg.n_embd;
@@ -543,12 +547,17 @@ EncoderInput Encoder::encode_pair(std::string_view a, std::string_view b, uint32
   const size_t fixed = pre.size() + 2 * suf.size();
   size_t nx = x.size(), ny = y.size();
   if (fixed + nx + ny > max) {
+    // Hugging Face tokenizers' longest_first: when only the longer part must give up tokens it
+    // keeps what the shorter leaves; when both must, the shorter keeps budget/2 and the longer
+    // the rest (budget: the positions left after the special tokens)
     in.truncated = true;
-    size_t remove = fixed + nx + ny - std::max<size_t>(max, fixed);
-    for (; remove > 0 && nx + ny > 0; --remove) {
-      if (nx > ny) --nx;
-      else --ny;
-    }
+    const size_t budget = max > fixed ? max - fixed : 0;
+    const bool swap = nx > ny;
+    size_t n1 = std::min(nx, ny), n2;
+    n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
+    if (n1 + n2 > budget) n1 = budget / 2, n2 = n1 + budget % 2;
+    if (swap) std::swap(n1, n2);
+    nx = std::min(nx, n1), ny = std::min(ny, n2);
   }
   in.ids.insert(in.ids.end(), pre.begin(), pre.end());
   in.ids.insert(in.ids.end(), x.begin(), x.begin() + static_cast<long>(nx));

@@ -81,8 +81,9 @@ class Encoder {
 
   // [CLS] text [SEP], cut to max_tokens (0: the model's) keeping the final [SEP].
   EncoderInput encode_text(std::string_view text, uint32_t max_tokens = 0) const;
-  // [CLS] a [SEP] b [SEP] with token types 0 then 1; over max_tokens, tokens are dropped from the
-  // end of the longer part, one at a time (transformers' "longest_first").
+  // [CLS] a [SEP] b [SEP] with token types 0 then 1; over max_tokens, the parts are cut at their
+  // ends as Hugging Face tokenizers' "longest_first" cuts them (the longer part first; when both
+  // must be cut, the shorter keeps half the room).
   EncoderInput encode_pair(std::string_view a, std::string_view b, uint32_t max_tokens = 0) const;
 
   // Pooled vectors (dims() floats per input, Dense modules applied, not normalized) into out,

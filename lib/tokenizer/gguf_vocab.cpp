@@ -117,8 +117,15 @@ class Loader {
     Tokenizer::Parts p;
     for (size_t id = 0; id < v->text.size(); ++id)
       if (v->attr[id] & (kControl | kUnknown)) p.added.push_back({v->text[id], static_cast<TokenId>(id), true});
-    if (v->add_bos) p.prefix.push_back(v->bos);
-    if (v->kind == Kind::Wpm ? v->add_sep : v->add_eos) p.suffix.push_back(v->kind == Kind::Wpm ? v->sep : v->eos);
+    if (v->kind == Kind::Wpm) {
+      // llama.cpp frames every WordPiece sequence as [CLS] ... [SEP] whatever the add_* flags say
+      // (add_sep_token is about pairs; convert_hf_to_gguf.py writes it false for BERT)
+      p.prefix.push_back(v->bos);
+      p.suffix.push_back(v->sep);
+    } else {
+      if (v->add_bos) p.prefix.push_back(v->bos);
+      if (v->add_eos) p.suffix.push_back(v->eos);
+    }
     std::shared_ptr<const Vocab> cv = v;
     p.model = make_model(cv);
     p.decoder = make_decoder(cv);
@@ -253,7 +260,8 @@ class Loader {
     if (auto x = flag("tokenizer.ggml.add_sep_token")) v.add_sep = *x;
     if (v.add_bos && v.bos == kNull) fail("tokenizer.ggml.add_bos_token is true but there is no bos_token_id");
     if (v.add_eos && v.eos == kNull) fail("tokenizer.ggml.add_eos_token is true but there is no eos_token_id");
-    if (v.kind == Kind::Wpm && v.add_sep && v.sep == kNull) fail("add_sep_token is true but there is no seperator_token_id");
+    if (v.kind == Kind::Wpm && (v.bos == kNull || v.sep == kNull))
+      fail("a WordPiece vocabulary needs bos_token_id ([CLS]) and seperator_token_id ([SEP])");
     if (auto x = flag("tokenizer.ggml.normalizer.lowercase")) v.lowercase = *x;
     v.strip_accents = v.lowercase;
     if (auto x = flag("tokenizer.ggml.normalizer.strip_accents")) v.strip_accents = *x;

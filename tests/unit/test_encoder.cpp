@@ -12,8 +12,10 @@
 //       (gen_cross_encoder_goldens.py): token counts after longest_first truncation equal, logits
 //       within 1e-4.
 //   GgufBertMatchesFolder              the same tiny model converted by llama.cpp's
-//       convert_hf_to_gguf.py: vectors equal the folder's (cosine >= 0.99999) and
-//       transformers' mean-pooled normalized output (golden/encoder/tiny-bert-embed.jsonl).
+//       convert_hf_to_gguf.py: on the folder's tokens its vectors equal the folder's and
+//       transformers' mean-pooled normalized output (golden/encoder/tiny-bert-embed.jsonl) at
+//       cosine >= 0.99999 for all 60 texts; with its own vocabulary (llama.cpp's WordPiece) the
+//       vectors are identical wherever the tokens agree (most texts; counts printed).
 //   BadModelFolders                    missing files, mismatched vocabularies: errors naming them.
 #include <gtest/gtest.h>
 
@@ -190,16 +192,24 @@ TEST(Encoder, GgufBertMatchesFolder) {
     std::vector<float> vg(d), vf(d), want = floats(r, "embedding");
     g.embed({ig}, g.config().pooling, vg.data());
     model::l2_normalize(vg.data(), d);
+    // the GGUF's weights on the folder's tokens: the folder's vectors and transformers', every text
+    std::vector<float> vgf(d);
+    g.embed({ifo}, g.config().pooling, vgf.data());
+    model::l2_normalize(vgf.data(), d);
+    f.embed({ifo}, model::Pooling::Mean, vf.data());
+    model::l2_normalize(vf.data(), d);
+    EXPECT_GE(cosine(vgf.data(), vf.data(), d), 0.99999) << text;
+    EXPECT_GE(cosine(vgf.data(), want.data(), d), 0.99999) << text;
+    worst = std::min(worst, cosine(vgf.data(), want.data(), d));
+    // its own vocabulary, tokenized as llama.cpp does: the same where the tokens agree
     if (ig.ids == ifo.ids) {
       ++same_tokens;
-      f.embed({ifo}, model::Pooling::Mean, vf.data());
-      model::l2_normalize(vf.data(), d);
-      EXPECT_GE(cosine(vg.data(), vf.data(), d), 0.99999) << text;
-      EXPECT_GE(cosine(vg.data(), want.data(), d), 0.99999) << text;
-      worst = std::min(worst, cosine(vg.data(), want.data(), d));
+      EXPECT_EQ(vg, vgf) << text;
     }
   }
-  EXPECT_GE(same_tokens, golden.size() * 9 / 10) << "llama.cpp's WordPiece and transformers' disagree on many texts";
+  // llama.cpp's WordPiece differs from transformers' on some scripts and symbols (the corpus's
+  // hardest texts are among these 60); plain text agrees
+  EXPECT_GE(same_tokens, golden.size() * 3 / 4);
   std::printf("GGUF bert vs folder: %zu of %zu texts tokenized alike; min cosine vs transformers %.9f\n", same_tokens, golden.size(), worst);
 }
 
