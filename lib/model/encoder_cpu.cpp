@@ -48,10 +48,11 @@ class CpuEncoderBackend final : public EncoderBackend {
     });
   }
 
-  void layer_norm(Act x, Act add, const Mat& w, const Mat& b, float eps) override {
+  void layer_norm(Act x, Act add, const Mat& add_bias, const Mat& w, const Mat& b, float eps) override {
     for_rows(x.rows, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r)
-        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, w.data, b.data, eps);
+        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, add_bias.data, w.data,
+                                b.data, eps);
     });
   }
 
@@ -81,8 +82,11 @@ class CpuEncoderBackend final : public EncoderBackend {
     });
   }
 
-  void gelu(Act x) override {
-    for_rows(x.rows, [&](size_t r0, size_t r1) { kernels::gelu_erf_f32(f(x) + r0 * x.cols, (r1 - r0) * x.cols); });
+  void gelu(Act x, const Mat& bias) override {
+    for_rows(x.rows, [&](size_t r0, size_t r1) {
+      if (!bias.data) return kernels::gelu_erf_f32(f(x) + r0 * x.cols, (r1 - r0) * x.cols);
+      for (size_t r = r0; r < r1; ++r) kernels::gelu_erf_f32(f(x) + r * x.cols, x.cols, bias.data);
+    });
   }
 
   void tanh(Act x) override {
