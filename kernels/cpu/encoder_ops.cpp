@@ -3,7 +3,11 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdlib>
+#include <new>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/vec_exp.h"
@@ -145,7 +149,7 @@ void gelu_erf_f32(float* x, size_t n, const float* bias) {
       __m512 v = _mm512_loadu_ps(x + i);
       if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
       const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(kInvSqrt2));
-      const __m512 a = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(6.0f));
+      const __m512 a = _mm512_min_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(0x7FFFFFFF))), _mm512_set1_ps(6.0f));
       const __m512 a2 = _mm512_mul_ps(a, a);
       __m512 s = _mm512_set1_ps(kSeries[5]);
       for (int k = 4; k >= 0; --k) s = _mm512_fmadd_ps(s, a2, _mm512_set1_ps(kSeries[k]));
@@ -258,6 +262,107 @@ void attention_head_f32_ref(const float* q, const float* k, const float* v, size
       out[i * ldo + c] = static_cast<float>(o);
     }
   }
+}
+
+}  // namespace loom::kernels
+
+namespace loom::kernels {
+
+namespace {
+constexpr size_t kNR = 32;   // columns of a panel (two zmm registers)
+constexpr size_t kMR = 12;   // rows of a register tile: 24 accumulators
+constexpr size_t kKC = 384;  // rows of a panel per pass (a 48 KB slice of B stays in L1/L2)
+constexpr size_t kMC = 96;   // rows of x per block (their kc slices stay in L2 across panels)
+
+#if defined(__AVX512F__)
+// C[MR x 32] (+)= A[MR x kc] B[kc x 32]; `first`: start from the bias (or 0), else from C.
+// The columns past `cols` (the padded end of the last panel) are neither read nor written.
+template <int MR>
+inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C, size_t ldc, bool first,
+                 const float* bias, size_t cols) {
+  const __mmask16 m0 = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
+  const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : static_cast<__mmask16>((1u << (cols - 16)) - 1);
+  __m512 c0[MR], c1[MR];
+  if (first) {
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) c0[r] = b0, c1[r] = b1;
+  } else {
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = _mm512_maskz_loadu_ps(m0, C + r * ldc);
+      c1[r] = _mm512_maskz_loadu_ps(m1, C + r * ldc + 16);
+    }
+  }
+  for (size_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(B + k * kNR), b1 = _mm512_load_ps(B + k * kNR + 16);
+    for (int r = 0; r < MR; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r * lda + k]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    _mm512_mask_storeu_ps(C + r * ldc, m0, c0[r]);
+    _mm512_mask_storeu_ps(C + r * ldc + 16, m1, c1[r]);
+  }
+}
+
+using TileFn = void (*)(const float*, size_t, const float*, size_t, float*, size_t, bool, const float*, size_t);
+template <size_t... I>
+constexpr auto make_tiles(std::index_sequence<I...>) {
+  return std::array<TileFn, sizeof...(I)>{&tile<static_cast<int>(I + 1)>...};
+}
+constexpr auto kTiles = make_tiles(std::make_index_sequence<kMR>{});
+#endif
+}  // namespace
+
+PackedWeights pack_weights(const float* W, size_t N, size_t K) {
+  PackedWeights p;
+  p.w = W, p.n = N, p.k = K;
+#if defined(__AVX512F__)
+  const size_t panels = (N + kNR - 1) / kNR;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, std::max<size_t>(64, panels * K * kNR * sizeof(float))));
+  if (!buf) throw std::bad_alloc();
+  p.panels = std::shared_ptr<float>(buf, [](float* q) { std::free(q); });
+  for (size_t pi = 0; pi < panels; ++pi)
+    for (size_t k = 0; k < K; ++k)
+      for (size_t c = 0; c < kNR; ++c) {
+        const size_t n = pi * kNR + c;
+        buf[(pi * K + k) * kNR + c] = n < N ? W[n * K + k] : 0.0f;
+      }
+#endif
+  return p;
+}
+
+void linear_packed_f32(const float* x, size_t ldx, size_t M, const PackedWeights& W, const float* b, float* y, size_t ldy,
+                       bool gelu) {
+#if defined(__AVX512F__)
+  const size_t N = W.n, K = W.k, panels = (N + kNR - 1) / kNR;
+  for (size_t m0 = 0; m0 < M; m0 += kMC) {
+    const size_t mc = std::min(kMC, M - m0);
+    for (size_t k0 = 0; k0 < K || (K == 0 && k0 == 0); k0 += kKC) {
+      const size_t kc = std::min(kKC, K - k0);
+      const bool first = k0 == 0, last = k0 + kc >= K;
+      for (size_t pi = 0; pi < panels; ++pi) {
+        const size_t cols = std::min(kNR, N - pi * kNR);
+        const float* B = W.panels.get() + (pi * K + k0) * kNR;
+        const float* bias = b ? b + pi * kNR : nullptr;
+        for (size_t r = 0; r < mc; r += kMR) {
+          const size_t mr = std::min(kMR, mc - r);
+          float* C = y + (m0 + r) * ldy + pi * kNR;
+          kTiles[mr - 1](x + (m0 + r) * ldx + k0, ldx, B, kc, C, ldy, first, bias, cols);
+          if (last && gelu)
+            for (size_t i = 0; i < mr; ++i) gelu_erf_f32(C + i * ldy, cols);
+        }
+      }
+      if (K == 0) break;
+    }
+  }
+#else
+  linear_f32(x, ldx, M, W.k, W.w, W.n, b, y, ldy);
+  if (gelu)
+    for (size_t i = 0; i < M; ++i) gelu_erf_f32(y + i * ldy, W.n);
+#endif
 }
 
 }  // namespace loom::kernels

@@ -9,6 +9,7 @@
 //   layer_norm_f32, softmax_f32, attention_head_f32: float sums in 8 lanes
 #pragma once
 #include <cstddef>
+#include <memory>
 
 namespace loom::kernels {
 
@@ -44,5 +45,26 @@ void attention_head_f32(const float* q, const float* k, const float* v, size_t l
                         float* out, size_t ldo, float* scores);
 void attention_head_f32_ref(const float* q, const float* k, const float* v, size_t ld, size_t L, size_t dh, float scale,
                             float* out, size_t ldo);
+
+}  // namespace loom::kernels
+
+namespace loom::kernels {
+
+// A weight matrix (N x K, PyTorch's Linear layout) repacked for linear_packed_f32: panels of 32
+// output columns, each K rows of 32 floats (the last panel padded with zeros), 64-byte aligned.
+// Built once per weight; on machines without AVX-512 it only remembers the original matrix.
+struct PackedWeights {
+  const float* w = nullptr;  // the original
+  size_t n = 0, k = 0;
+  std::shared_ptr<float> panels;
+};
+PackedWeights pack_weights(const float* W, size_t N, size_t K);
+
+// y[i] = W x[i] + b for M rows, as linear_f32 (same shapes and strides), then GELU (gelu_erf_f32)
+// when `gelu` is set: AVX-512 register tiles of 12 rows x 32 columns over the packed panels, the
+// bias and GELU applied to each tile as it is finished (no separate pass over y). Without AVX-512:
+// linear_f32 and gelu_erf_f32.
+void linear_packed_f32(const float* x, size_t ldx, size_t M, const PackedWeights& W, const float* b, float* y, size_t ldy,
+                       bool gelu = false);
 
 }  // namespace loom::kernels

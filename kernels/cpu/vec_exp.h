@@ -57,6 +57,8 @@ inline __m256 expf8(__m256 x) {
 #endif
 
 #if defined(__AVX512F__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_slli_epi32
 // ggml_expf on 16 lanes for x in [-87, 87] (no out-of-range lanes: callers clamp).
 inline __m512 expf16_near(__m512 x) {
   const __m512 r = _mm512_set1_ps(0x1.8p23f);
@@ -72,6 +74,7 @@ inline __m512 expf16_near(__m512 x) {
       u, _mm512_mul_ps(_mm512_set1_ps(0x1.ffffecp-1f), b));
   return _mm512_fmadd_ps(k, j, k);
 }
+#pragma GCC diagnostic pop
 #endif
 
 }  // namespace loom::kernels

@@ -484,18 +484,15 @@ Act Encoder::Impl::forward(const std::vector<EncoderInput>& batch) {
   be->begin(lengths);
   Act x = be->alloc(T, E), qkv = be->alloc(T, 3 * E), ctx = be->alloc(T, E), y = be->alloc(T, E), h = be->alloc(T, cfg.n_ff);
   be->embed(ids, types, word, pos, type, x);
-  be->layer_norm(x, Act{}, Mat{}, emb_ln_w, emb_ln_b, cfg.ln_eps);
-  // the biases of the output, up and down projections are added by the operation that follows
-  // (layer norm, GELU): one pass over the activations fewer each
+  be->layer_norm(x, Act{}, emb_ln_w, emb_ln_b, cfg.ln_eps);
   for (const Layer& L : layers) {
     be->linear(L.qkv_w, L.qkv_b, x, qkv);
     be->attention(qkv, cfg.n_head, ctx);
-    be->linear(L.o_w, Mat{}, ctx, y);
-    be->layer_norm(x, y, L.o_b, L.ln1_w, L.ln1_b, cfg.ln_eps);
-    be->linear(L.up_w, Mat{}, x, h);
-    be->gelu(h, L.up_b);
-    be->linear(L.down_w, Mat{}, h, y);
-    be->layer_norm(x, y, L.down_b, L.ln2_w, L.ln2_b, cfg.ln_eps);
+    be->linear(L.o_w, L.o_b, ctx, y);
+    be->layer_norm(x, y, L.ln1_w, L.ln1_b, cfg.ln_eps);
+    be->linear_gelu(L.up_w, L.up_b, x, h);
+    be->linear(L.down_w, L.down_b, h, y);
+    be->layer_norm(x, y, L.ln2_w, L.ln2_b, cfg.ln_eps);
   }
   return x;
 }

@@ -32,16 +32,15 @@ class EncoderBackend {
   // x[t] = word[ids[t]] + pos[position of t in its sequence] + type[types[t]]
   virtual void embed(const std::vector<int32_t>& ids, const std::vector<int32_t>& types, const Mat& word,
                      const Mat& pos, const Mat& type, Act x) = 0;
-  // x = layer_norm(x + add + add_bias) with weight w, bias b (add.handle == nullptr or
-  // add_bias.data == nullptr: that term is left out) — a dense layer's bias folded in
-  virtual void layer_norm(Act x, Act add, const Mat& add_bias, const Mat& w, const Mat& b, float eps) = 0;
+  // x = layer_norm(x + add) with weight w, bias b (add.handle == nullptr: no addition)
+  virtual void layer_norm(Act x, Act add, const Mat& w, const Mat& b, float eps) = 0;
   // y[t] = W x[t] + b   (W: out x in; b.data == nullptr: no bias)
   virtual void linear(const Mat& w, const Mat& b, Act x, Act y) = 0;
   // qkv rows hold q, k, v (n_embd each); out[t] = bidirectional attention of each head over t's
   // sequence, scaled by 1/sqrt(head size)
   virtual void attention(Act qkv, uint32_t n_head, Act out) = 0;
-  // x = gelu(x + bias) (exact erf form; bias.data == nullptr: none)
-  virtual void gelu(Act x, const Mat& bias) = 0;
+  // y[t] = gelu(W x[t] + b), the exact erf form
+  virtual void linear_gelu(const Mat& w, const Mat& b, Act x, Act y) = 0;
   virtual void tanh(Act x) = 0;
   // out[s] = the pooled rows of sequence s
   virtual void pool(Act x, Pooling p, Act out) = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <unordered_map>
 
 #include "kernels/cpu/encoder_ops.h"
 #include "loom/core/parallel.h"
@@ -48,22 +49,16 @@ class CpuEncoderBackend final : public EncoderBackend {
     });
   }
 
-  void layer_norm(Act x, Act add, const Mat& add_bias, const Mat& w, const Mat& b, float eps) override {
+  void layer_norm(Act x, Act add, const Mat& w, const Mat& b, float eps) override {
     for_rows(x.rows, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r)
-        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, add_bias.data, w.data,
+        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, nullptr, w.data,
                                 b.data, eps);
     });
   }
 
-  void linear(const Mat& w, const Mat& b, Act x, Act y) override {
-    // one block of rows per thread: each sgemm call sees as many rows as possible
-    const size_t parts = std::min<size_t>(threads_, (x.rows + 15) / 16);
-    pool_.for_each(std::max<size_t>(parts, 1), [&](size_t i) {
-      const size_t r0 = x.rows * i / std::max<size_t>(parts, 1), r1 = x.rows * (i + 1) / std::max<size_t>(parts, 1);
-      kernels::linear_f32(f(x) + r0 * x.cols, x.cols, r1 - r0, x.cols, w.data, w.rows, b.data, f(y) + r0 * y.cols, y.cols);
-    });
-  }
+  void linear(const Mat& w, const Mat& b, Act x, Act y) override { dense(w, b, x, y, false); }
+  void linear_gelu(const Mat& w, const Mat& b, Act x, Act y) override { dense(w, b, x, y, true); }
 
   void attention(Act qkv, uint32_t n_head, Act out) override {
     const size_t n_embd = out.cols, dh = n_embd / n_head, ld = qkv.cols;
@@ -79,13 +74,6 @@ class CpuEncoderBackend final : public EncoderBackend {
       const float* base = f(qkv) + starts_[s] * ld + h * dh;
       kernels::attention_head_f32(base, base + n_embd, base + 2 * n_embd, ld, L, dh, scale,
                                   f(out) + starts_[s] * n_embd + h * dh, n_embd, scores.data());
-    });
-  }
-
-  void gelu(Act x, const Mat& bias) override {
-    for_rows(x.rows, [&](size_t r0, size_t r1) {
-      if (!bias.data) return kernels::gelu_erf_f32(f(x) + r0 * x.cols, (r1 - r0) * x.cols);
-      for (size_t r = r0; r < r1; ++r) kernels::gelu_erf_f32(f(x) + r * x.cols, x.cols, bias.data);
     });
   }
 
@@ -125,6 +113,20 @@ class CpuEncoderBackend final : public EncoderBackend {
 
  private:
   static float* f(Act a) { return static_cast<std::vector<float>*>(a.handle)->data(); }
+
+  // y = W x + b (then GELU) over the pass's rows: one block of rows per thread, each through the
+  // weight's packed panels (made on first use and kept: the model's weights outlive the backend's
+  // passes)
+  void dense(const Mat& w, const Mat& b, Act x, Act y, bool gelu) {
+    auto it = packed_.find(w.data);
+    if (it == packed_.end()) it = packed_.emplace(w.data, kernels::pack_weights(w.data, w.rows, w.cols)).first;
+    const kernels::PackedWeights& p = it->second;
+    const size_t parts = std::max<size_t>(1, std::min<size_t>(threads_, (x.rows + 15) / 16));
+    pool_.for_each(parts, [&](size_t i) {
+      const size_t r0 = x.rows * i / parts, r1 = x.rows * (i + 1) / parts;
+      kernels::linear_packed_f32(f(x) + r0 * x.cols, x.cols, r1 - r0, p, b.data, f(y) + r0 * y.cols, y.cols, gelu);
+    });
+  }
   size_t seq_of(size_t row) const {
     return static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), row) - starts_.begin()) - 1;
   }
@@ -139,6 +141,7 @@ class CpuEncoderBackend final : public EncoderBackend {
   ThreadPool pool_;
   std::vector<uint32_t> lengths_;
   std::vector<size_t> starts_;
+  std::unordered_map<const float*, kernels::PackedWeights> packed_;
   std::deque<std::vector<float>> buffers_;  // a deque: handles stay valid as it grows
   size_t used_ = 0;
 };

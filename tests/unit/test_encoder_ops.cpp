@@ -47,6 +47,33 @@ TEST(EncoderOps, LinearMatchesReference) {
   }
 }
 
+TEST(EncoderOps, PackedLinearMatchesReference) {
+  // shapes with row tails (not multiples of the 12-row tile or the 96-row block), column tails
+  // (not multiples of the 32-column panel), K over the 384 rows of one panel pass, and M = 1
+  for (auto [M, K, N] : {std::tuple<size_t, size_t, size_t>{1, 384, 384}, {13, 33, 5}, {97, 384, 1536}, {25, 1536, 384},
+                         {7, 800, 37}, {3, 1, 1}}) {
+    auto x = randn(M * (K + 3), 21), W = randn(N * K, 22, 0.05f), b = randn(N, 23);
+    const PackedWeights p = pack_weights(W.data(), N, K);
+    for (bool gelu : {false, true})
+      for (const float* bias : {static_cast<const float*>(b.data()), static_cast<const float*>(nullptr)}) {
+        std::vector<float> y(M * (N + 2), 7.0f), r(M * (N + 2), 7.0f);
+        linear_packed_f32(x.data(), K + 3, M, p, bias, y.data(), N + 2, gelu);
+        linear_f32_ref(x.data(), K + 3, M, K, W.data(), N, bias, r.data(), N + 2);
+        for (size_t i = 0; i < M; ++i) {
+          for (size_t j = 0; j < N; ++j) {
+            double mag = bias ? std::fabs(b[j]) : 0.0;
+            for (size_t k = 0; k < K; ++k) mag += std::fabs(x[i * (K + 3) + k] * W[j * K + k]);
+            const float want = gelu ? gelu_erf_ref(r[i * (N + 2) + j]) : r[i * (N + 2) + j];
+            ASSERT_NEAR(y[i * (N + 2) + j], want, 1e-6 * mag + 2e-7 * (1 + std::fabs(want)))
+                << M << "x" << K << "x" << N << " gelu " << gelu << " at " << i << "," << j;
+          }
+          EXPECT_EQ(y[i * (N + 2) + N], 7.0f) << "wrote past the row";
+          EXPECT_EQ(y[i * (N + 2) + N + 1], 7.0f) << "wrote past the row";
+        }
+      }
+  }
+}
+
 TEST(EncoderOps, GeluMatchesErfForm) {
   std::vector<float> xs;
   for (float x = -12.0f; x <= 12.0f; x += 0.00137f) xs.push_back(x);
