@@ -162,7 +162,6 @@ class Embed {
   void report() const {
     if (truncated_)
       tool_.note("{} of {} texts were longer than {} tokens and were truncated", truncated_, embedded_, max_tokens_);
-    if (tool_.skipped()) tool_.note("{} records skipped", tool_.skipped());
   }
 
  private:

@@ -350,7 +350,6 @@ void run(cli::Tool& tool, Options& opt) {
   flush();
   if (auto* llm = dynamic_cast<LlmScorer*>(scorer.get()); llm && llm->truncated)
     tool.note("{} documents were cut to fit the prompt in {} tokens", llm->truncated, opt.max_tokens ? opt.max_tokens : 1024);
-  if (tool.skipped()) tool.note("{} records skipped", tool.skipped());
 }
 
 }  // namespace
