@@ -5,9 +5,11 @@
 #
 # The full pipeline is chunk | embed | index build, then retrieve | rerank | generate for a
 # question. The programs arrive one issue at a time; this script runs every stage that is built
-# (found on PATH) and says which stages are still to come. Until loom-embed, loom-index and
-# loom-retrieve are built, a keyword match in jq stands in for retrieval, giving the same hit
-# records ({id, text, score, rank}) that loom-retrieve writes.
+# (found on PATH) and says which stages are still to come. Until loom-index and loom-retrieve are
+# built, an exact search in jq stands in for them: the dot product of the question's vector with
+# every chunk's (the vectors are normalized: cosine similarity), giving the same hit records
+# ({id, text, score, rank}) that loom-retrieve writes. Reranking uses the default LLM (smollm2):
+# no cross-encoder weights come with loom.
 set -euo pipefail
 here=${LOOM_EXAMPLES_DIR:-$(cd "$(dirname "$0")" && pwd)}
 work=${LOOM_WORK:-$(mktemp -d)}
@@ -24,28 +26,27 @@ echo "chunked $n_docs documents into $n_chunks chunks ($work/chunks.jsonl)"
 # A look at the chunks: where each comes from and how long it is.
 jq -r '"  \(.id)  [\(.section)]  \(.end - .start) bytes"' "$work/chunks.jsonl" | head -12
 
-# 2..5. embed, index, retrieve (and rerank): the 3 best chunks for the question
+# 2..5. embed, index, retrieve the 10 best chunks for the question, rerank them, keep 3
 query=$(jq -cn --arg q "$question" '{id: "q1", text: $q}')
-if command -v loom-embed >/dev/null && command -v loom-index >/dev/null && command -v loom-retrieve >/dev/null; then
+if command -v loom-index >/dev/null && command -v loom-retrieve >/dev/null; then
   loom embed -m minilm <"$work/chunks.jsonl" | loom index build -o "$work/kb"
-  if command -v loom-rerank >/dev/null; then
-    echo "$query" | loom retrieve "$work/kb" -k 20 | loom rerank -k 3 >"$work/hits.jsonl"
-  else
-    echo "$query" | loom retrieve "$work/kb" -k 3 >"$work/hits.jsonl"
-  fi
+  echo "$query" | loom retrieve "$work/kb" -k 10 >"$work/retrieved.jsonl"
 else
-  echo "(loom-embed, loom-index, loom-retrieve: not all built yet; a keyword match stands in for retrieval)"
-  # score = how many of the question's words (4+ letters) a chunk contains
-  jq -c --argjson query "$query" -s '
-    ($query.text | ascii_downcase | [scan("[a-z0-9]+")] | map(select(length > 3)) | unique) as $words
-    | $query + {hits: (map(. as $c | [$c.text | ascii_downcase | scan("[a-z0-9]+")] as $t
-                           | {id: $c.id, text: $c.text, score: ([$words[] | select(. as $w | $t | index($w))] | length)})
-                       | sort_by(-.score) | .[:3] | to_entries | map(.value + {rank: (.key + 1)}))}' \
-    "$work/chunks.jsonl" >"$work/hits.jsonl"
+  echo "(loom-index, loom-retrieve: not built yet; an exact cosine search in jq stands in for them)"
+  loom embed -m minilm -q <"$work/chunks.jsonl" >"$work/vectors.jsonl"
+  echo "$query" | loom embed -m minilm -q --key query_embedding >"$work/query.jsonl"
+  jq -c -s --slurpfile q "$work/query.jsonl" '
+    . as $vectors | ($q[0].query_embedding) as $v
+    | $q[0] | del(.query_embedding) + {hits: ($vectors | map(. as $c
+        | {id: $c.id, text: $c.text, score: ([range($v | length)] | map($v[.] * $c.embedding[.]) | add)})
+      | sort_by(-.score) | .[:10] | to_entries | map(.value + {rank: (.key + 1)}))}' \
+    "$work/vectors.jsonl" >"$work/retrieved.jsonl"
 fi
+echo "retrieved $(jq '.hits | length' "$work/retrieved.jsonl") chunks by embedding similarity; reranking them with smollm2"
+loom rerank -m smollm2 -k 3 -q <"$work/retrieved.jsonl" >"$work/hits.jsonl"
 echo
 echo "question: $question"
-jq -r '.hits[] | "  [\(.rank)] \(.id)  score \(.score)"' "$work/hits.jsonl"
+jq -r '.hits[] | "  [\(.rank)] \(.id)  score \(.score * 1000 | round / 1000) (similarity \(.retrieval_score * 1000 | round / 1000))"' "$work/hits.jsonl"
 
 # 6. generate: SmolLM2 answers from the hits, citing them as [n] (greedy, 64 tokens at most)
 loom generate -m smollm2 --rag --temperature 0 -n 64 -q <"$work/hits.jsonl" >"$work/answer.jsonl"
