@@ -167,8 +167,14 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
     sel = be.alloc(rows.size(), E);
     be.select_rows(x, rows, sel);
   }
-  Act hn = be.alloc(rows.size(), E), lg = be.alloc(rows.size(), c.n_vocab);
+  Act hn = be.alloc(rows.size(), E);
   be.rms_norm(sel, *out_norm_, c.rms_eps, E, hn);
+  if (opt_.embeddings) {
+    std::vector<float> h(rows.size() * E);
+    be.read(hn, h.data());
+    return h;
+  }
+  Act lg = be.alloc(rows.size(), c.n_vocab);
   be.matmul(*output_, hn, lg);
   std::vector<float> logits(rows.size() * c.n_vocab);
   be.read(lg, logits.data());

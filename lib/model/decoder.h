@@ -34,6 +34,10 @@ struct DecoderOptions {
   uint32_t n_ctx = 2048;   // positions the KV cache holds, per sequence
   unsigned threads = 1;
   uint32_t n_seq = 1;      // sequences with a KV cache of their own
+  // decode() returns, for the marked tokens, the final hidden state after the output norm
+  // (n_embd floats each: what the output layer would multiply) instead of the logits — a
+  // decoder used as an embedder, as llama.cpp's embeddings mode reads it
+  bool embeddings = false;
   // The backend the forward pass runs on (backend.h); empty: the CPU backend.
   std::function<std::unique_ptr<Backend>(const Config&, const DecoderOptions&)> backend = nullptr;
 };

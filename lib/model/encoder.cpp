@@ -17,6 +17,7 @@
 #include "loom/core/error.h"
 #include "loom/gguf/gguf.h"
 #include "loom/io/json.h"
+#include "loom/model/decoder.h"
 #include "loom/model/encoder_backend.h"
 #include "loom/model/models_dir.h"
 #include "loom/tensor/dequant.h"
@@ -157,6 +158,9 @@ struct Encoder::Impl {
   };
   std::vector<Dense> dense;
   std::unique_ptr<EncoderBackend> be;
+  // a decoder model used as an embedder (a GGUF that declares {arch}.pooling_type)
+  std::shared_ptr<gguf::File> dec_file;
+  std::unique_ptr<Decoder> dec;
 
   Mat own(std::vector<float> v, size_t rows, size_t cols) {
     store.push_back(std::move(v));
@@ -176,7 +180,9 @@ struct Encoder::Impl {
 
   void load_folder(const fs::path& dir);
   void load_st_modules(const fs::path& dir);
-  void load_gguf(const std::string& file);
+  void load_gguf(const std::string& file, const EncoderOptions& opt);
+  void load_decoder(const std::string& file, const std::string& arch, const EncoderOptions& opt);
+  void embed_decoder(const std::vector<EncoderInput>& batch, Pooling pooling, float* out);
   void check_input(const EncoderInput& in) const;
   Act forward(const std::vector<EncoderInput>& batch);
 };
@@ -370,14 +376,10 @@ void Encoder::Impl::load_st_modules(const fs::path& dir) {
 
 // ---- GGUF (llama.cpp's bert) -------------------------------------------------------------------
 
-void Encoder::Impl::load_gguf(const std::string& file) {
+void Encoder::Impl::load_gguf(const std::string& file, const EncoderOptions& opt) {
   gg = std::make_unique<gguf::File>(gguf::File::open(file));
   auto arch = gg->get_string("general.architecture").value_or("");
-  if (arch != "bert")
-    throw input_error(fmt::format("general.architecture \"{}\" is not an encoder loom supports (supported: bert); decoder models go to "
-                                  "loom generate",
-                                  arch),
-                      file);
+  if (arch != "bert") return load_decoder(file, arch, opt);
   auto need = [&](const std::string& key) -> uint32_t {
     auto v = gg->get_int(key);
     if (!v || *v <= 0 || *v > (1 << 24)) throw input_error(fmt::format("metadata \"{}\" is missing or not a positive integer", key), file);
@@ -452,6 +454,64 @@ void Encoder::Impl::load_gguf(const std::string& file) {
   cfg.max_tokens = cfg.n_pos;
 }
 
+// ---- a decoder as an embedder ------------------------------------------------------------------
+
+// A decoder GGUF (llama, qwen2, qwen3, gemma3) embeds when it says how: {arch}.pooling_type
+// (llama.cpp's: 1 mean, 2 cls = first token, 3 last), as embedding models converted by llama.cpp
+// do. Vectors are the hidden states after the output norm, normalized by default (llama.cpp's
+// embedding tool normalizes them).
+void Encoder::Impl::load_decoder(const std::string& file, const std::string& arch, const EncoderOptions& opt) {
+  auto pt = gg->get_int(arch + ".pooling_type");
+  if (!pt)
+    throw input_error(fmt::format("a \"{}\" model that does not declare {}.pooling_type: not an embedding model (loom embed takes bert "
+                                  "encoders, and decoder models that declare their pooling; generation is loom generate)",
+                                  arch, arch),
+                      file);
+  if (*pt == 1) cfg.pooling = Pooling::Mean;
+  else if (*pt == 2) cfg.pooling = Pooling::Cls;
+  else if (*pt == 3) cfg.pooling = Pooling::Last;
+  else throw input_error(fmt::format("{}.pooling_type {} is not supported (1 mean, 2 cls, 3 last)", arch, *pt), file);
+  dec_file = std::shared_ptr<gguf::File>(std::move(gg));
+  tok_ = tok::Tokenizer::from_gguf(*dec_file, file);
+  const uint32_t ctx = static_cast<uint32_t>(dec_file->get_int(arch + ".context_length").value_or(2048));
+  cfg.arch = arch;
+  cfg.n_pos = cfg.max_tokens = std::min<uint32_t>(ctx, 8192);
+  dec = std::make_unique<Decoder>(dec_file, DecoderOptions{.n_ctx = cfg.n_pos, .threads = opt.threads, .n_seq = 8, .embeddings = true});
+  cfg.n_vocab = dec->config().n_vocab;
+  cfg.n_embd = cfg.out_dims = dec->config().n_embd;
+  cfg.n_layer = dec->config().n_layer;
+  cfg.n_types = 1;
+  cfg.normalize = true;
+}
+
+void Encoder::Impl::embed_decoder(const std::vector<EncoderInput>& batch, Pooling pooling, float* out) {
+  const size_t E = cfg.n_embd;
+  if (pooling == Pooling::Max || pooling == Pooling::MeanSqrtLen)
+    throw usage_error(fmt::format("{} pooling is not available for a decoder model (mean, cls, last)", pooling_name(pooling)));
+  for (size_t b = 0; b < batch.size(); b += dec->n_seq()) {
+    const size_t e = std::min(batch.size(), b + dec->n_seq());
+    std::vector<BatchToken> tokens;
+    for (size_t s = b; s < e; ++s) {
+      check_input(batch[s]);
+      const auto& ids = batch[s].ids;
+      for (uint32_t p = 0; p < ids.size(); ++p) {
+        const bool keep = pooling == Pooling::Mean || (pooling == Pooling::Last ? p + 1 == ids.size() : p == 0);
+        tokens.push_back({.token = ids[p], .pos = p, .seq = static_cast<uint32_t>(s - b), .logits = keep});
+      }
+    }
+    std::vector<float> h = dec->decode(tokens);
+    size_t row = 0;
+    for (size_t s = b; s < e; ++s) {
+      const size_t rows = pooling == Pooling::Mean ? batch[s].ids.size() : 1;
+      float* o = out + s * E;
+      std::fill(o, o + E, 0.0f);
+      for (size_t r = 0; r < rows; ++r, ++row)
+        for (size_t c = 0; c < E; ++c) o[c] += h[row * E + c];
+      for (size_t c = 0; c < E; ++c) o[c] /= static_cast<float>(rows);
+    }
+  }
+}
+
 // ---- forward pass ------------------------------------------------------------------------------
 
 void Encoder::Impl::check_input(const EncoderInput& in) const {
@@ -512,8 +572,8 @@ Encoder Encoder::load(const std::string& model, const EncoderOptions& opt) {
   impl->path = *found;
   std::error_code ec;
   if (fs::is_directory(*found, ec)) impl->load_folder(*found);
-  else impl->load_gguf(*found);
-  impl->be = make_cpu_encoder_backend(opt.threads);
+  else impl->load_gguf(*found, opt);
+  if (!impl->dec) impl->be = make_cpu_encoder_backend(opt.threads);
   return Encoder(std::move(impl));
 }
 
@@ -571,6 +631,7 @@ EncoderInput Encoder::encode_pair(std::string_view a, std::string_view b, uint32
 void Encoder::embed(const std::vector<EncoderInput>& batch, Pooling pooling, float* out) {
   if (batch.empty()) return;
   Impl& m = *impl_;
+  if (m.dec) return m.embed_decoder(batch, pooling, out);
   Act x = m.forward(batch);
   Act pooled = m.be->alloc(batch.size(), m.cfg.n_embd);
   m.be->pool(x, pooling, pooled);
@@ -586,7 +647,7 @@ void Encoder::embed(const std::vector<EncoderInput>& batch, Pooling pooling, flo
 
 void Encoder::classify(const std::vector<EncoderInput>& batch, float* out) {
   Impl& m = *impl_;
-  if (!m.cfg.n_labels) throw usage_error(fmt::format("{}: the model has no classification head (classifier.weight): not a cross-encoder", m.path));
+  if (!m.cfg.n_labels || m.dec) throw usage_error(fmt::format("{}: the model has no classification head (classifier.weight): not a cross-encoder", m.path));
   if (batch.empty()) return;
   Act x = m.forward(batch);
   Act cls = m.be->alloc(batch.size(), m.cfg.n_embd), pooled = m.be->alloc(batch.size(), m.cfg.n_embd);

@@ -21,6 +21,10 @@
 //                           bert.pooling_type (1 mean, 2 cls, 3 last), vectors normalized (as
 //                           llama.cpp's embedding example does), the WordPiece vocabulary in the
 //                           file (tokenized as llama.cpp does).
+//   a decoder GGUF          (llama, qwen2, qwen3, gemma3) that declares {arch}.pooling_type, as
+//                           llama.cpp's converter writes it for embedding models: the decoder's
+//                           hidden states after its output norm, pooled (1 mean, 2 first token,
+//                           3 last token) and normalized, as llama.cpp's embeddings are.
 // Anything else is a loom::Error saying what is missing or unsupported.
 //
 // Batches: the tokens of all sequences are laid one after another (no padding); the dense layers

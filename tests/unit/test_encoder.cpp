@@ -24,7 +24,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
+#include "kernels/cpu/ggml_blocks.h"
 #include "loom/core/error.h"
+#include "loom/gguf/gguf.h"
+#include "loom/gguf/writer.h"
+#include "loom/model/decoder.h"
+#include "loom/tensor/dequant.h"
 #include "loom/io/jsonl.h"
 #include "loom/io/stream.h"
 #include "loom/model/encoder.h"
@@ -247,3 +254,81 @@ TEST(Encoder, BadModelFolders) {
 }
 
 }  // namespace
+
+namespace {
+
+// A copy of a tiny decoder GGUF (tests/reference/golden/arch, llama.cpp-verified logits) that
+// declares an embedding pooling, as llama.cpp's converter writes embedding models.
+fs::path with_pooling(const std::string& arch, int pooling) {
+  auto f = gguf::File::open((kGolden / "arch" / (arch + ".gguf")).string());
+  gguf::Writer w;
+  for (const auto& [k, v] : f.metadata()) w.set(k, v);
+  w.set(arch + ".pooling_type", gguf::u32(static_cast<uint32_t>(pooling)));
+  for (const auto& t : f.tensors()) w.add_tensor(t.name, t.ne, t.ggml_type, f.tensor_data(t));
+  const fs::path p = fs::temp_directory_path() / fmt::format("loom-test-{}-pool{}.gguf", arch, pooling);
+  w.write(p.string());
+  return p;
+}
+
+}  // namespace
+
+// A decoder as an embedder: the vector is the hidden state after the output norm, the one the
+// output layer turns into logits — checked against the logits (which equal llama.cpp's, by
+// test_decoder) through the dequantized output matrix: |logit - W h| within the Q8_0 activation
+// rounding of llama.cpp's dot products (1% of sum |w h|). Pooling: last token, first token and
+// the mean of all tokens' states; a model without pooling_type is refused.
+TEST(Encoder, DecoderAsEmbedderGivesTheStateBeforeTheOutputLayer) {
+  const std::vector<int32_t> ids = {172, 206, 5, 207, 120, 132, 161, 73};
+  auto file = std::make_shared<gguf::File>(gguf::File::open((kGolden / "arch/qwen3.gguf").string()));
+  model::Decoder dec(file, {.n_ctx = 64, .threads = 2});
+  const auto& c = dec.config();
+  std::vector<float> all = dec.forward(ids, 0, /*all_logits=*/true);
+  const gguf::TensorInfo* out = file->find_tensor("output.weight");
+  ASSERT_NE(out, nullptr);
+  std::vector<float> W(out->n_elements());
+  tensor::dequantize_row(static_cast<kernels::GgmlType>(out->ggml_type), file->tensor_data(*out).data(), W.data(), W.size());
+  auto check = [&](const std::vector<float>& h, size_t pos) {
+    for (size_t i = 0; i < c.n_vocab; ++i) {
+      double dot = 0, mag = 0;
+      for (size_t k = 0; k < c.n_embd; ++k) dot += double(W[i * c.n_embd + k]) * h[k], mag += std::fabs(double(W[i * c.n_embd + k]) * h[k]);
+      ASSERT_NEAR(all[pos * c.n_vocab + i], dot, 1e-2 * mag + 1e-6) << "position " << pos << " logit " << i;
+    }
+  };
+  std::vector<std::vector<float>> states;
+  for (int pooling : {3, 2, 1}) {
+    const fs::path p = with_pooling("qwen3", pooling);
+    auto enc = model::Encoder::load(p.string(), {.threads = 2});
+    EXPECT_TRUE(enc.config().normalize);
+    EXPECT_EQ(enc.dims(), c.n_embd);
+    std::vector<float> v(enc.dims());
+    enc.embed({model::EncoderInput{.ids = ids}}, enc.config().pooling, v.data());
+    states.push_back(v);
+    fs::remove(p);
+  }
+  check(states[0], ids.size() - 1);  // last
+  check(states[1], 0);               // first
+  // mean: the average of every position's state, each checked the same way
+  model::DecoderOptions o{.n_ctx = 64, .threads = 2, .embeddings = true};
+  model::Decoder hid(file, o);
+  std::vector<float> every = hid.forward(ids, 0, true), mean(c.n_embd, 0.0f);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    check(std::vector<float>(every.begin() + t * c.n_embd, every.begin() + (t + 1) * c.n_embd), t);
+    for (size_t k = 0; k < c.n_embd; ++k) mean[k] += every[t * c.n_embd + k] / ids.size();
+  }
+  for (size_t k = 0; k < c.n_embd; ++k) EXPECT_NEAR(states[2][k], mean[k], 1e-5 * (1 + std::fabs(mean[k])));
+  // batches of several sequences give each its own vector
+  const fs::path p = with_pooling("qwen3", 3);
+  auto enc = model::Encoder::load(p.string(), {.threads = 2});
+  std::vector<model::EncoderInput> batch(10, model::EncoderInput{.ids = ids});
+  batch[3].ids.resize(3);
+  std::vector<float> vs(batch.size() * enc.dims());
+  enc.embed(batch, model::Pooling::Last, vs.data());
+  for (size_t s = 0; s < batch.size(); ++s) {
+    if (s == 3) continue;
+    for (size_t k = 0; k < enc.dims(); ++k) EXPECT_NEAR(vs[s * enc.dims() + k], states[0][k], 1e-5 * (1 + std::fabs(states[0][k])));
+  }
+  EXPECT_GT(max_abs(vs.data() + 3 * enc.dims(), states[0].data(), enc.dims()), 1e-3);
+  fs::remove(p);
+  // no pooling_type: not an embedding model
+  EXPECT_THROW(model::Encoder::load((kGolden / "arch/qwen3.gguf").string(), {}), Error);
+}
