@@ -332,3 +332,24 @@ TEST(Encoder, DecoderAsEmbedderGivesTheStateBeforeTheOutputLayer) {
   // no pooling_type: not an embedding model
   EXPECT_THROW(model::Encoder::load((kGolden / "arch/qwen3.gguf").string(), {}), Error);
 }
+
+// A folder with vocab.txt and no tokenizer.json (older BERT checkpoints): the WordPiece
+// tokenizer transformers builds from it (lowercasing as tokenizer_config.json says) gives the
+// same tokens as the folder's tokenizer.json on the cross-encoder pairs and the embedding texts.
+TEST(Encoder, VocabTxtFolderTokenizesAsTokenizerJson) {
+  const fs::path src = kGolden / "encoder/tiny-cross-encoder";
+  const fs::path tmp = fs::temp_directory_path() / "loom-test-vocab-txt";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  for (const char* f : {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"}) fs::copy_file(src / f, tmp / f);
+  auto a = model::Encoder::load(src.string(), {}), b = model::Encoder::load(tmp.string(), {});
+  size_t n = 0;
+  for (auto& r : read_records(kGolden / "encoder/cross_encoder.jsonl")) {
+    const std::string q = *r.get_string("query"), p = *r.get_string("passage");
+    ASSERT_EQ(a.encode_pair(q, p).ids, b.encode_pair(q, p).ids) << q;
+    ASSERT_EQ(a.encode_text(p).ids, b.encode_text(p).ids) << p;
+    ++n;
+  }
+  EXPECT_GE(n, 200u);
+  fs::remove_all(tmp);
+}
