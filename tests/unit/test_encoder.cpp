@@ -353,3 +353,37 @@ TEST(Encoder, VocabTxtFolderTokenizesAsTokenizerJson) {
   EXPECT_GE(n, 200u);
   fs::remove_all(tmp);
 }
+
+// Every sentence-transformers module loom follows, on a tiny model (gen_st_dense_goldens.py):
+// Transformer (F16), CLS pooling, Dense 32 -> 16 with tanh, Normalize, max_seq_length 64 (10 texts
+// cut), a named prompt — 40 vectors of SentenceTransformer.encode at cosine >= 0.99999.
+TEST(Encoder, SentenceTransformersModulesMatch) {
+  const fs::path dir = kGolden / "encoder/tiny-st-dense";
+  auto enc = model::Encoder::load(dir.string(), {.threads = 2});
+  const auto& c = enc.config();
+  EXPECT_EQ(c.pooling, model::Pooling::Cls);
+  EXPECT_TRUE(c.normalize);
+  EXPECT_EQ(c.max_tokens, 64u);
+  EXPECT_EQ(enc.dims(), 16u);
+  ASSERT_EQ(c.prompts.size(), 1u);
+  EXPECT_EQ(c.prompts[0].first, "query");
+  size_t n = 0, cut = 0, prompted = 0;
+  double worst = 1;
+  for (auto& r : read_records(kGolden / "encoder/st-dense-embed.jsonl")) {
+    std::string text = *r.get_string("text");
+    if (r.get_string("prompt")) text = c.prompts[0].second + text, ++prompted;
+    auto in = enc.encode_text(text);
+    cut += in.truncated;
+    std::vector<float> v(enc.dims()), want = floats(r, "embedding");
+    enc.embed({in}, c.pooling, v.data());
+    model::l2_normalize(v.data(), v.size());
+    const double cs = cosine(v.data(), want.data(), v.size());
+    EXPECT_GE(cs, 0.99999) << text;
+    worst = std::min(worst, cs);
+    ++n;
+  }
+  EXPECT_EQ(n, 40u);
+  EXPECT_EQ(prompted, 10u);
+  EXPECT_GE(cut, 10u);
+  std::printf("sentence-transformers modules (CLS, Dense tanh, Normalize): %zu texts (%zu cut), min cosine %.9f\n", n, cut, worst);
+}
