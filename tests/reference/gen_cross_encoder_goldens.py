@@ -17,7 +17,8 @@ Writes under tests/reference/golden/encoder/:
                          from the stored F16 weights (checked equal to CrossEncoder.predict with
                          an identity activation)
   tiny-bert.gguf         the same encoder (architectures BertModel, no head) converted by llama.cpp's
-                         convert_hf_to_gguf.py --outtype f16 (weights were F16: no rounding)
+                         convert_hf_to_gguf.py --outtype f16 (weights were F16: no rounding),
+                         --model-name tiny-bert (else general.name is the temporary folder's)
   tiny-bert-embed.jsonl  60 texts: transformers BertModel, masked mean pooling, L2 normalized
 """
 import json
@@ -99,7 +100,7 @@ with tempfile.TemporaryDirectory() as tmp:
             "sys.argv = sys.argv[1:]\n"
             "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     subprocess.run([sys.executable, "-c", shim, os.path.join(llama_cpp, "convert_hf_to_gguf.py"), tmp, "--outtype", "f16",
-                    "--outfile", os.path.join(OUT, "tiny-bert.gguf")], check=True, env=env, stdout=subprocess.DEVNULL)
+                    "--model-name", "tiny-bert", "--outfile", os.path.join(OUT, "tiny-bert.gguf")], check=True, env=env, stdout=subprocess.DEVNULL)
     emb = BertModel.from_pretrained(tmp, torch_dtype=torch.float32).eval()
 with open(os.path.join(OUT, "tiny-bert-embed.jsonl"), "w", encoding="utf-8") as f, torch.no_grad():
     for t in rng.sample(short, 50) + [" ".join(rng.choice(words) for _ in range(rng.randint(20, 200))) for _ in range(10)]:
