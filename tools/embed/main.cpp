@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
                           "float32 with --encoding base64). With TEXT arguments, embeds each and prints one record per argument.\n"
                           "Models: BERT-family encoders (BERT, MiniLM, BGE, E5) as a Hugging Face folder (config.json,\n"
                           "model.safetensors, tokenizer.json or vocab.txt; sentence-transformers' modules.json, pooling and\n"
-                          "normalization settings are followed), or a GGUF file of llama.cpp's `bert` architecture.");
+                          "normalization settings are followed), a GGUF file of llama.cpp's `bert` architecture, or a decoder\n"
+                          "GGUF (llama, qwen2, qwen3, gemma3) that declares its pooling ({arch}.pooling_type).");
   Options opt;
   auto& app = tool.app();
   app.add_option("texts", opt.texts, "Texts to embed (instead of records on stdin)")->type_name("TEXT...")->default_str("");
