@@ -317,11 +317,9 @@ void run(cli::Tool& tool, Options& opt) {
     throw usage_error("--question must contain {query} and {document}");
   auto scorer = make_scorer(opt, tool.common().threads);
   std::vector<Item> chunk;
-  size_t pending_hits = 0;
   auto flush = [&] {
     std::vector<Item> items;
-    items.swap(chunk);
-    pending_hits = 0;
+    items.swap(chunk);  // taken whole: an error below never writes a record twice
     rerank_chunk(tool, opt, *scorer, items);
   };
   auto in = io::Input::open(opt.input);
@@ -342,7 +340,6 @@ void run(cli::Tool& tool, Options& opt) {
       }
       continue;
     }
-    pending_hits += 1;
     chunk.push_back({std::move(rec), reader.name(), reader.line(), {}, {}, nullptr});
     rec = io::Record();
     if (chunk.size() >= 16) flush();
