@@ -150,7 +150,7 @@ TEST(Encoder, BatchingDoesNotChangeVectors) {
     EXPECT_GE(cosine(one.data(), all.data() + i * d, d), 0.999999) << i;
   }
   EXPECT_THROW(enc.embed({model::EncoderInput{}}, model::Pooling::Mean, all.data()), Error);
-  EXPECT_THROW(enc.embed({model::EncoderInput{.ids = {101, 999999, 102}}}, model::Pooling::Mean, all.data()), Error);
+  EXPECT_THROW(enc.embed({model::EncoderInput{.ids = {101, 999999, 102}, .types = {}, .truncated = false}}, model::Pooling::Mean, all.data()), Error);
 }
 
 TEST(Encoder, CrossEncoderMatchesTransformers) {
@@ -301,7 +301,7 @@ TEST(Encoder, DecoderAsEmbedderGivesTheStateBeforeTheOutputLayer) {
     EXPECT_TRUE(enc.config().normalize);
     EXPECT_EQ(enc.dims(), c.n_embd);
     std::vector<float> v(enc.dims());
-    enc.embed({model::EncoderInput{.ids = ids}}, enc.config().pooling, v.data());
+    enc.embed({model::EncoderInput{.ids = ids, .types = {}, .truncated = false}}, enc.config().pooling, v.data());
     states.push_back(v);
     fs::remove(p);
   }
@@ -319,7 +319,7 @@ TEST(Encoder, DecoderAsEmbedderGivesTheStateBeforeTheOutputLayer) {
   // batches of several sequences give each its own vector
   const fs::path p = with_pooling("qwen3", 3);
   auto enc = model::Encoder::load(p.string(), {.threads = 2});
-  std::vector<model::EncoderInput> batch(10, model::EncoderInput{.ids = ids});
+  std::vector<model::EncoderInput> batch(10, model::EncoderInput{.ids = ids, .types = {}, .truncated = false});
   batch[3].ids.resize(3);
   std::vector<float> vs(batch.size() * enc.dims());
   enc.embed(batch, model::Pooling::Last, vs.data());
