@@ -13,6 +13,7 @@
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cuda/device.cuh"
 #include "loom/build_info.h"
+#include "loom/io/jsonl.h"
 
 namespace loom::cli {
 
@@ -107,6 +108,49 @@ bool Tool::skip(const Error& e) {
   ++skipped_;
   if (!common_.quiet) message("warning", "skipped: " + e.located());
   return true;
+}
+
+bool Tool::skip_failed(std::exception_ptr error, const std::string& file, size_t line) {
+  try {
+    std::rethrow_exception(error);
+  } catch (Error& e) {
+    e.at(file, line);
+    if (!skip(e)) throw;
+  }
+  return true;
+}
+
+void Tool::read_records(const std::string& input, size_t chunk,
+                        const std::function<void(io::Record&&, const std::string&, size_t)>& add,
+                        const std::function<void()>& flush) {
+  size_t held = 0;
+  auto flush_held = [&] {
+    held = 0;
+    flush();
+  };
+  auto in = io::Input::open(input);
+  io::set_before_block([&] {
+    flush_held();
+    out().flush();
+  });
+  io::JsonlReader reader(*in);
+  io::Record rec;
+  for (;;) {
+    try {
+      if (!reader.next(rec)) break;
+    } catch (Error& e) {
+      e.at(reader.name(), reader.line());
+      if (reader.failed() || !skip(e)) {
+        flush_held();
+        throw;
+      }
+      continue;
+    }
+    add(std::move(rec), reader.name(), reader.line());
+    rec = io::Record();
+    if (++held >= chunk) flush_held();
+  }
+  flush_held();
 }
 
 void Tool::print_man_options() const {

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +32,10 @@
 
 #include "loom/core/error.h"
 #include "loom/io/stream.h"
+
+namespace loom::io {
+class Record;
+}
 
 namespace loom::cli {
 
@@ -108,6 +113,18 @@ class Tool {
   // (the caller goes on); otherwise false (the caller rethrows).
   bool skip(const Error& e);
   uint64_t skipped() const { return skipped_; }
+  // The same for a failure kept while its record's batch ran: rethrown with the record's place,
+  // or (--on-error skip) reported and counted, and true is returned.
+  bool skip_failed(std::exception_ptr error, const std::string& file, size_t line);
+
+  // The streaming loop of the record programs: each JSONL record of `input` goes to
+  // add(record, file, line); flush() runs every `chunk` records, when the input would block (a
+  // slow producer: what is queued is finished and written first), at the end, and before a bad
+  // line's error is thrown (the records before it are still written). With --on-error skip a bad
+  // line is reported, counted and passed over.
+  void read_records(const std::string& input, size_t chunk,
+                    const std::function<void(io::Record&&, const std::string&, size_t)>& add,
+                    const std::function<void()>& flush);
 
   // Whether progress should be drawn on stderr.
   bool progress_enabled() const;

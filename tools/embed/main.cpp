@@ -136,15 +136,7 @@ class Embed {
     std::string line, scratch;
     for (size_t i = 0; i < items.size(); ++i) {
       Item& it = items[i];
-      if (it.error) {
-        try {
-          std::rethrow_exception(it.error);
-        } catch (Error& err) {
-          err.at(it.where, it.line);
-          if (!tool_.skip(err)) throw;
-          continue;
-        }
-      }
+      if (it.error && tool_.skip_failed(it.error, it.where, it.line)) continue;
       float* v = vecs.data() + i * d;
       if (normalize_) {
         // --dims on a normalized model: the first N dimensions, renormalized (Matryoshka)
@@ -198,29 +190,9 @@ void run(cli::Tool& tool, Options& opt) {
     items.swap(chunk);  // taken whole: an error below never writes a record twice
     embed.run_chunk(items);
   };
-  auto in = io::Input::open(opt.input);
-  io::set_before_block([&] {  // a slow producer: finish what is queued before waiting
-    flush();
-    tool.out().flush();
-  });
-  io::JsonlReader reader(*in);
-  io::Record rec;
-  for (;;) {
-    try {
-      if (!reader.next(rec)) break;
-    } catch (Error& e) {
-      e.at(reader.name(), reader.line());
-      if (reader.failed() || !tool.skip(e)) {
-        flush();  // the records before the bad line are still written
-        throw;
-      }
-      continue;
-    }
-    chunk.push_back({std::move(rec), reader.name(), reader.line(), {}, nullptr});
-    rec = io::Record();
-    if (chunk.size() >= opt.chunk) flush();
-  }
-  flush();
+  tool.read_records(opt.input, opt.chunk, [&](io::Record&& rec, const std::string& file, size_t line) {
+    chunk.push_back({std::move(rec), file, line, {}, nullptr});
+  }, flush);
   embed.report();
 }
 

@@ -277,15 +277,7 @@ void rerank_chunk(cli::Tool& tool, const Options& opt, Scorer& scorer, std::vect
   std::string line;
   for (size_t i = 0; i < items.size(); ++i) {
     Item& it = items[i];
-    if (it.error) {
-      try {
-        std::rethrow_exception(it.error);
-      } catch (Error& e) {
-        e.at(it.where, it.line);
-        if (!tool.skip(e)) throw;
-        continue;
-      }
-    }
+    if (it.error && tool.skip_failed(it.error, it.where, it.line)) continue;
     std::vector<size_t> order(it.hits.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return per[i][a] > per[i][b]; });
@@ -322,29 +314,9 @@ void run(cli::Tool& tool, Options& opt) {
     items.swap(chunk);  // taken whole: an error below never writes a record twice
     rerank_chunk(tool, opt, *scorer, items);
   };
-  auto in = io::Input::open(opt.input);
-  io::set_before_block([&] {
-    flush();
-    tool.out().flush();
-  });
-  io::JsonlReader reader(*in);
-  io::Record rec;
-  for (;;) {
-    try {
-      if (!reader.next(rec)) break;
-    } catch (Error& e) {
-      e.at(reader.name(), reader.line());
-      if (reader.failed() || !tool.skip(e)) {
-        flush();
-        throw;
-      }
-      continue;
-    }
-    chunk.push_back({std::move(rec), reader.name(), reader.line(), {}, {}, nullptr});
-    rec = io::Record();
-    if (chunk.size() >= 16) flush();
-  }
-  flush();
+  tool.read_records(opt.input, 16, [&](io::Record&& rec, const std::string& file, size_t line) {
+    chunk.push_back({std::move(rec), file, line, {}, {}, nullptr});
+  }, flush);
   if (auto* llm = dynamic_cast<LlmScorer*>(scorer.get()); llm && llm->truncated)
     tool.note("{} documents were cut to fit the prompt in {} tokens", llm->truncated, opt.max_tokens ? opt.max_tokens : 1024);
 }

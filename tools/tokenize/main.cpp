@@ -149,44 +149,16 @@ void run(cli::Tool& tool, Options& opt) {
     std::vector<Item> done;
     done.swap(batch);  // taken whole: an error below never writes a record twice
     for (Item& it : done) {
-      if (it.error) {
-        try {
-          std::rethrow_exception(it.error);
-        } catch (Error& e) {
-          e.at(it.where, it.line);
-          if (!tool.skip(e)) throw;
-          continue;
-        }
-      }
+      if (it.error && tool.skip_failed(it.error, it.where, it.line)) continue;
       line.clear();
       it.rec.append_to(line);
       line += '\n';
       tool.out().write(line);
     }
   };
-  auto in = io::Input::open(opt.input);
-  io::set_before_block([&] {  // a slow producer: finish what is queued before waiting
-    flush();
-    tool.out().flush();
-  });
-  io::JsonlReader reader(*in);
-  io::Record rec;
-  for (;;) {
-    try {
-      if (!reader.next(rec)) break;
-    } catch (Error& e) {
-      e.at(reader.name(), reader.line());
-      if (reader.failed() || !tool.skip(e)) {
-        flush();  // the records before the bad line are still written
-        throw;
-      }
-      continue;
-    }
-    batch.push_back({std::move(rec), reader.name(), reader.line(), nullptr});
-    rec = io::Record();
-    if (batch.size() >= 256) flush();
-  }
-  flush();
+  tool.read_records(opt.input, 256, [&](io::Record&& rec, const std::string& file, size_t line_no) {
+    batch.push_back({std::move(rec), file, line_no, nullptr});
+  }, flush);
 }
 
 }  // namespace
