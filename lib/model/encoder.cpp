@@ -2,6 +2,7 @@
 #include "loom/model/encoder.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -178,6 +179,30 @@ struct Encoder::Impl {
     return own(std::move(v), rows, cols);
   }
 
+  // The names of a layer's parts (each "<name>.weight" and "<name>.bias"): q, k, v, attention
+  // output, its layer norm, FFN up, down, and the output layer norm.
+  using LayerNames = std::array<const char*, 8>;
+  // Reads every layer through tensor(name, rows, cols) (rows 0: a vector); `prefix` has a {} for
+  // the layer number.
+  template <typename TensorFn>
+  void read_layers(const char* prefix, const LayerNames& n, TensorFn&& tensor) {
+    const size_t E = cfg.n_embd, F = cfg.n_ff;
+    for (uint32_t l = 0; l < cfg.n_layer; ++l) {
+      const std::string p = fmt::format(fmt::runtime(prefix), l);
+      auto w = [&](int i, size_t rows, size_t cols) { return tensor(p + n[i] + ".weight", rows, cols); };
+      auto b = [&](int i, size_t cols) { return tensor(p + n[i] + ".bias", 0, cols); };
+      Layer L;
+      L.qkv_w = stack({w(0, E, E), w(1, E, E), w(2, E, E)});
+      L.qkv_b = stack({b(0, E), b(1, E), b(2, E)});
+      L.o_w = w(3, E, E), L.o_b = b(3, E);
+      L.ln1_w = w(4, 0, E), L.ln1_b = b(4, E);
+      L.up_w = w(5, F, E), L.up_b = b(5, F);
+      L.down_w = w(6, E, F), L.down_b = b(6, E);
+      L.ln2_w = w(7, 0, E), L.ln2_b = b(7, E);
+      layers.push_back(L);
+    }
+  }
+
   void load_folder(const fs::path& dir);
   void load_st_modules(const fs::path& dir);
   void load_gguf(const std::string& file, const EncoderOptions& opt);
@@ -261,31 +286,16 @@ void Encoder::Impl::load_folder(const fs::path& dir) {
       return Mat{reinterpret_cast<const float*>(bytes.data()), rows, cols};
     return own(st->to_f32(*t), rows, cols);
   };
-  const size_t E = cfg.n_embd, F = cfg.n_ff;
+  const size_t E = cfg.n_embd;
   word = tensor("embeddings.word_embeddings.weight", cfg.n_vocab, E);
   pos = tensor("embeddings.position_embeddings.weight", cfg.n_pos, E);
   type = tensor("embeddings.token_type_embeddings.weight", cfg.n_types, E);
   emb_ln_w = tensor("embeddings.LayerNorm.weight", 0, E);
   emb_ln_b = tensor("embeddings.LayerNorm.bias", 0, E);
-  for (uint32_t l = 0; l < cfg.n_layer; ++l) {
-    const std::string p = fmt::format("encoder.layer.{}.", l);
-    Layer L;
-    L.qkv_w = stack({tensor(p + "attention.self.query.weight", E, E), tensor(p + "attention.self.key.weight", E, E),
-                     tensor(p + "attention.self.value.weight", E, E)});
-    L.qkv_b = stack({tensor(p + "attention.self.query.bias", 0, E), tensor(p + "attention.self.key.bias", 0, E),
-                     tensor(p + "attention.self.value.bias", 0, E)});
-    L.o_w = tensor(p + "attention.output.dense.weight", E, E);
-    L.o_b = tensor(p + "attention.output.dense.bias", 0, E);
-    L.ln1_w = tensor(p + "attention.output.LayerNorm.weight", 0, E);
-    L.ln1_b = tensor(p + "attention.output.LayerNorm.bias", 0, E);
-    L.up_w = tensor(p + "intermediate.dense.weight", F, E);
-    L.up_b = tensor(p + "intermediate.dense.bias", 0, F);
-    L.down_w = tensor(p + "output.dense.weight", E, F);
-    L.down_b = tensor(p + "output.dense.bias", 0, E);
-    L.ln2_w = tensor(p + "output.LayerNorm.weight", 0, E);
-    L.ln2_b = tensor(p + "output.LayerNorm.bias", 0, E);
-    layers.push_back(L);
-  }
+  // a layer's tensors, in the order read_layers takes them
+  static const LayerNames kHf = {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                                 "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"};
+  read_layers("encoder.layer.{}.", kHf, tensor);
   // BertForSequenceClassification: pooler (dense + tanh on [CLS]) and classifier
   if (const safetensors::Tensor* c = st->find("classifier.weight")) {
     if (c->shape.size() != 2 || c->shape[0] == 0 || c->shape[0] > 65536)
@@ -423,7 +433,7 @@ void Encoder::Impl::load_gguf(const std::string& file, const EncoderOptions& opt
   cfg.n_types = tt && tt->ne.size() >= 2 ? static_cast<uint32_t>(tt->ne[1]) : 0;
   if (tok_->vocab_size() > cfg.n_vocab)
     throw input_error(fmt::format("the vocabulary has {} tokens but token_embd.weight has {} rows", tok_->vocab_size(), cfg.n_vocab), file);
-  const size_t E = cfg.n_embd, F = cfg.n_ff;
+  const size_t E = cfg.n_embd;
   word = tensor("token_embd.weight", cfg.n_vocab, E);
   pos = tensor("position_embd.weight", cfg.n_pos, E);
   if (cfg.n_types) type = tensor("token_types.weight", cfg.n_types, E);
@@ -433,23 +443,9 @@ void Encoder::Impl::load_gguf(const std::string& file, const EncoderOptions& opt
   }
   emb_ln_w = tensor("token_embd_norm.weight", 0, E);
   emb_ln_b = tensor("token_embd_norm.bias", 0, E);
-  for (uint32_t l = 0; l < cfg.n_layer; ++l) {
-    const std::string p = fmt::format("blk.{}.", l);
-    Layer L;
-    L.qkv_w = stack({tensor(p + "attn_q.weight", E, E), tensor(p + "attn_k.weight", E, E), tensor(p + "attn_v.weight", E, E)});
-    L.qkv_b = stack({tensor(p + "attn_q.bias", 0, E), tensor(p + "attn_k.bias", 0, E), tensor(p + "attn_v.bias", 0, E)});
-    L.o_w = tensor(p + "attn_output.weight", E, E);
-    L.o_b = tensor(p + "attn_output.bias", 0, E);
-    L.ln1_w = tensor(p + "attn_output_norm.weight", 0, E);
-    L.ln1_b = tensor(p + "attn_output_norm.bias", 0, E);
-    L.up_w = tensor(p + "ffn_up.weight", F, E);
-    L.up_b = tensor(p + "ffn_up.bias", 0, F);
-    L.down_w = tensor(p + "ffn_down.weight", E, F);
-    L.down_b = tensor(p + "ffn_down.bias", 0, E);
-    L.ln2_w = tensor(p + "layer_output_norm.weight", 0, E);
-    L.ln2_b = tensor(p + "layer_output_norm.bias", 0, E);
-    layers.push_back(L);
-  }
+  static const LayerNames kGguf = {"attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
+                                   "layer_output_norm"};
+  read_layers("blk.{}.", kGguf, tensor);
   cfg.out_dims = cfg.n_embd;
   cfg.max_tokens = cfg.n_pos;
 }
