@@ -57,7 +57,7 @@ inline float hmax(__m256 v) {
 }  // namespace
 #endif
 
-void layer_norm_f32(float* x, size_t n, const float* add, const float* add_bias, const float* w, const float* b, float eps) {
+void layer_norm_f32(float* x, size_t n, const float* add, const float* w, const float* b, float eps) {
   size_t i = 0;
   float sum = 0.0f;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -65,7 +65,6 @@ void layer_norm_f32(float* x, size_t n, const float* add, const float* add_bias,
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_loadu_ps(x + i);
     if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(add + i));
-    if (add_bias) v = _mm256_add_ps(v, _mm256_loadu_ps(add_bias + i));
     _mm256_storeu_ps(x + i, v);
     acc = _mm256_add_ps(acc, v);
   }
@@ -73,7 +72,6 @@ void layer_norm_f32(float* x, size_t n, const float* add, const float* add_bias,
 #endif
   for (; i < n; ++i) {
     if (add) x[i] += add[i];
-    if (add_bias) x[i] += add_bias[i];
     sum += x[i];
   }
   const float mean = sum / static_cast<float>(n);
@@ -101,10 +99,10 @@ void layer_norm_f32(float* x, size_t n, const float* add, const float* add_bias,
   for (; i < n; ++i) x[i] = (x[i] - mean) * rstd * w[i] + b[i];
 }
 
-void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* add_bias, const float* w, const float* b, float eps) {
+void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* w, const float* b, float eps) {
   std::vector<double> v(n);
   double mean = 0;
-  for (size_t i = 0; i < n; ++i) mean += v[i] = static_cast<double>(x[i]) + (add ? add[i] : 0.0f) + (add_bias ? add_bias[i] : 0.0f);
+  for (size_t i = 0; i < n; ++i) mean += v[i] = static_cast<double>(x[i]) + (add ? add[i] : 0.0f);
   mean /= static_cast<double>(n);
   double var = 0;
   for (size_t i = 0; i < n; ++i) var += (v[i] - mean) * (v[i] - mean);
@@ -139,15 +137,14 @@ inline float erf_scalar(float z) {
 
 float gelu_erf_ref(float x) { return static_cast<float>(0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)))); }
 
-void gelu_erf_f32(float* x, size_t n, const float* bias) {
+void gelu_erf_f32(float* x, size_t n) {
   constexpr float kInvSqrt2 = 0.70710678118654752f;
   size_t i = 0;
 #if defined(__AVX512F__)
   {
     const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
     for (; i + 16 <= n; i += 16) {
-      __m512 v = _mm512_loadu_ps(x + i);
-      if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
+      const __m512 v = _mm512_loadu_ps(x + i);
       const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(kInvSqrt2));
       const __m512 a = _mm512_min_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(0x7FFFFFFF))), _mm512_set1_ps(6.0f));
       const __m512 a2 = _mm512_mul_ps(a, a);
@@ -170,8 +167,7 @@ void gelu_erf_f32(float* x, size_t n, const float* bias) {
 #if defined(__AVX2__) && defined(__FMA__)
   const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+    const __m256 v = _mm256_loadu_ps(x + i);
     const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(kInvSqrt2));
     const __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, z), _mm256_set1_ps(6.0f));
     const __m256 a2 = _mm256_mul_ps(a, a);
@@ -190,8 +186,7 @@ void gelu_erf_f32(float* x, size_t n, const float* bias) {
   }
 #endif
   for (; i < n; ++i) {
-    const float v = x[i] + (bias ? bias[i] : 0.0f);
-    x[i] = 0.5f * v * (1.0f + erf_scalar(v * kInvSqrt2));
+    x[i] = 0.5f * x[i] * (1.0f + erf_scalar(x[i] * kInvSqrt2));
   }
 }
 

@@ -23,15 +23,14 @@ void linear_f32(const float* x, size_t ldx, size_t M, size_t K, const float* W, 
 void linear_f32_ref(const float* x, size_t ldx, size_t M, size_t K, const float* W, size_t N, const float* b, float* y,
                     size_t ldy);
 
-// One row of n values: with y = x + add + add_bias (either may be null),
+// One row of n values: with y = x + add (add may be null),
 // x = (y - mean) / sqrt(var + eps) * w + b (var: the biased variance, as torch.nn.LayerNorm).
-void layer_norm_f32(float* x, size_t n, const float* add, const float* add_bias, const float* w, const float* b, float eps);
-void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* add_bias, const float* w, const float* b,
-                        float eps);
+void layer_norm_f32(float* x, size_t n, const float* add, const float* w, const float* b, float eps);
+void layer_norm_f32_ref(float* x, size_t n, const float* add, const float* w, const float* b, float eps);
 
-// With v = x + bias (bias may be null; n values each): x = v * Phi(v) (exact GELU, the erf form
-// of torch.nn.GELU()), in place. AVX-512 and AVX2 bodies, scalar tail.
-void gelu_erf_f32(float* x, size_t n, const float* bias = nullptr);
+// x = x * Phi(x) (exact GELU, the erf form of torch.nn.GELU()), in place. AVX-512 and AVX2
+// bodies, scalar tail.
+void gelu_erf_f32(float* x, size_t n);
 float gelu_erf_ref(float x);
 
 // x = softmax(x) in place.

@@ -52,8 +52,7 @@ class CpuEncoderBackend final : public EncoderBackend {
   void layer_norm(Act x, Act add, const Mat& w, const Mat& b, float eps) override {
     for_rows(x.rows, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; ++r)
-        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, nullptr, w.data,
-                                b.data, eps);
+        kernels::layer_norm_f32(f(x) + r * x.cols, x.cols, add.handle ? f(add) + r * x.cols : nullptr, w.data, b.data, eps);
     });
   }
 
