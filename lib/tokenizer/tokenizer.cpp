@@ -17,6 +17,7 @@
 
 #include "loom/core/error.h"
 #include "loom/io/base64.h"
+#include "loom/model/models_dir.h"
 #include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/text/utf8.h"
@@ -1378,9 +1379,7 @@ Tokenizer Tokenizer::load(const std::string& m) {
     if (auto t = from_dir(m)) return std::move(*t);
     throw usage_error(fmt::format("{}: the folder holds no tokenizer.json, tokenizer.model, or encoder.json + vocab.bpe", m));
   }
-  const char* env = std::getenv("LOOM_MODELS");
-  const char* home = std::getenv("HOME");
-  fs::path root = env && *env ? fs::path(env) : fs::path(home ? home : ".") / ".cache/loom/models";
+  const fs::path root = model::models_dir();
   if (m.find('/') == std::string::npos && !m.empty()) {
     if (fs::is_directory(root / m, ec))
       if (auto t = from_dir(root / m)) return std::move(*t);
