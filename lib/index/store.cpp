@@ -191,11 +191,16 @@ void set_meta(const Db& db, const char* key, std::string_view value) {
 
 // ---- FAISS --------------------------------------------------------------------------------------
 
+// FaissException messages read "Error in <function> at <file>:<line>: Error: '<check>' failed: <why>":
+// keep <why> (or what follows the location).
 std::string faiss_what(const std::exception& e) {
   std::string s = e.what();
-  // FaissException messages carry "Error in <function> at <file>:<line>: <message>"
-  auto p = s.find(": Error: '");
-  if (p != std::string::npos) s = s.substr(p + 2);
+  auto p = s.rfind("' failed: ");
+  if (p != std::string::npos) return s.substr(p + 10);
+  p = s.find(": Error: ");
+  if (p != std::string::npos) return s.substr(p + 9);
+  p = s.find(".cpp:");
+  if (p != std::string::npos && (p = s.find(": ", p)) != std::string::npos) return s.substr(p + 2);
   return s;
 }
 
@@ -208,6 +213,18 @@ std::unique_ptr<faiss::Index> make_faiss(const Settings& s) {
     idx.reset(faiss::index_factory(int(s.dim), s.factory.c_str(), faiss_metric(s.metric)));
   } catch (const std::exception& e) {
     throw usage_error(fmt::format("--factory {}: FAISS cannot build it: {}", s.factory, faiss_what(e)));
+  }
+  // the search defaults must apply to this kind of index
+  faiss::ParameterSpace ps;
+  try {
+    if (s.nprobe) ps.set_index_parameter(idx.get(), "nprobe", s.nprobe);
+  } catch (const std::exception&) {
+    throw usage_error(fmt::format("--nprobe: the index ({}) has no inverted lists", s.factory));
+  }
+  try {
+    if (s.ef_search) ps.set_index_parameter(idx.get(), "efSearch", s.ef_search);
+  } catch (const std::exception&) {
+    throw usage_error(fmt::format("--ef: the index ({}) is not an HNSW graph", s.factory));
   }
   if (!dynamic_cast<faiss::IndexIDMap*>(idx.get()) && !faiss::ivflib::try_extract_index_ivf(idx.get())) {
     auto map = std::make_unique<faiss::IndexIDMap2>(idx.release());
@@ -560,6 +577,7 @@ struct Writer::Impl {
   bool committed = false;
   std::function<void(const char*)> hook;
   std::vector<std::string> warnings;
+  std::unique_ptr<faiss::Index> fresh;  // a new index's FAISS index, made once the dimension is known
   std::unique_ptr<Stmt> find_id, insert, del;
 
   void prepare() {
@@ -682,6 +700,7 @@ bool Writer::upsert(Entry&& e) {
     if (e.vec.empty()) throw input_error(fmt::format("record has no \"{}\" field: the index needs vectors", s.vector_field));
     s.dim = uint32_t(e.vec.size());
   }
+  if (m.creating && !m.fresh) m.fresh = make_faiss(s);
   if (e.vec.size() != s.dim)
     throw input_error(e.vec.empty() ? fmt::format("record has no \"{}\" field: the index needs vectors", s.vector_field)
                                     : fmt::format("field \"{}\" has {} dimensions; the index has {}", s.vector_field,
@@ -753,7 +772,7 @@ void Writer::commit() {
   std::unique_ptr<faiss::Index> idx;
   const std::string old_faiss = (fs::path(m.work_dir) / faiss_name(m.man.generation)).string();
   if (m.creating) {
-    idx = make_faiss(s);
+    idx = m.fresh ? std::move(m.fresh) : make_faiss(s);
   } else {
     idx = read_faiss(old_faiss);
   }

@@ -78,8 +78,9 @@ class Ingest {
         if (writer_.upsert(std::move(it.entry))) ++replaced_;
         ++added_;
       } catch (Error& e) {
+        if (e.kind() != Error::Kind::BadInput) throw;  // a flag FAISS rejects is not the record's fault
         e.at(it.file, it.line);
-        if (e.kind() == Error::Kind::BadInput && tool_.skip(e)) continue;
+        if (tool_.skip(e)) continue;
         throw;
       }
     }
@@ -170,6 +171,8 @@ void build(cli::Tool& tool, BuildOptions& o) {
     index::Analyzer check(s.bm25_params);  // an unknown stemmer or stop-word file fails before any work
   }
   if (s.nprobe < 0 || s.ef_search < 0) throw usage_error("--nprobe and --ef must be positive");
+  if (o.model_given && o.model != "none" && !model::find_model(o.model))
+    throw usage_error(fmt::format("--model: model {} not found (a path, or a name under {})", o.model, model::models_dir()));
   index::Writer w = index::Writer::create(o.dir, s, o.force, tool.common().threads);
   arm_crash_hook(w);
   Ingest ingest(tool, w);
