@@ -3,13 +3,9 @@
 #
 #   examples/rag.sh [DOCS_DIR [QUESTION]]   (default: the bundled examples/docs and a question on them)
 #
-# The full pipeline is chunk | embed | index build, then retrieve | rerank | generate for a
-# question. The programs arrive one issue at a time; this script runs every stage that is built
-# (found on PATH) and says which stages are still to come. Until loom-index and loom-retrieve are
-# built, an exact search in jq stands in for them: the dot product of the question's vector with
-# every chunk's (the vectors are normalized: cosine similarity), giving the same hit records
-# ({id, text, score, rank}) that loom-retrieve writes. Reranking uses the default LLM (smollm2):
-# no cross-encoder weights come with loom.
+# The full pipeline: chunk | embed | index build, then retrieve | rerank | generate for a question.
+# Retrieval is hybrid (dense all-MiniLM-L6-v2 vectors in FAISS fused with BM25 over the chunks'
+# text); reranking uses the default LLM (smollm2): no cross-encoder weights come with loom.
 set -euo pipefail
 here=${LOOM_EXAMPLES_DIR:-$(cd "$(dirname "$0")" && pwd)}
 work=${LOOM_WORK:-$(mktemp -d)}
@@ -28,25 +24,17 @@ jq -r '"  \(.id)  [\(.section)]  \(.end - .start) bytes"' "$work/chunks.jsonl" |
 
 # 2..5. embed, index, retrieve the 10 best chunks for the question, rerank them, keep 3
 query=$(jq -cn --arg q "$question" '{id: "q1", text: $q}')
-if command -v loom-index >/dev/null && command -v loom-retrieve >/dev/null; then
-  loom embed -m minilm <"$work/chunks.jsonl" | loom index build -o "$work/kb"
-  echo "$query" | loom retrieve "$work/kb" -k 10 >"$work/retrieved.jsonl"
-else
-  echo "(loom-index, loom-retrieve: not built yet; an exact cosine search in jq stands in for them)"
-  loom embed -m minilm -q <"$work/chunks.jsonl" >"$work/vectors.jsonl"
-  echo "$query" | loom embed -m minilm -q --key query_embedding >"$work/query.jsonl"
-  jq -c -s --slurpfile q "$work/query.jsonl" '
-    . as $vectors | ($q[0].query_embedding) as $v
-    | $q[0] | del(.query_embedding) + {hits: ($vectors | map(. as $c
-        | {id: $c.id, text: $c.text, score: ([range($v | length)] | map($v[.] * $c.embedding[.]) | add)})
-      | sort_by(-.score) | .[:10] | to_entries | map(.value + {rank: (.key + 1)}))}' \
-    "$work/vectors.jsonl" >"$work/retrieved.jsonl"
-fi
-echo "retrieved $(jq '.hits | length' "$work/retrieved.jsonl") chunks by embedding similarity; reranking them with smollm2"
+loom embed -m minilm -q <"$work/chunks.jsonl" | loom index build -q -o "$work/kb"
+loom index info "$work/kb" | jq -r --arg kb "$work/kb" \
+  '"indexed \(.counts.records) chunks: \(.counts.vectors) vectors (\(.factory), \(.dimension) dimensions), \(.counts.bm25_docs) BM25 documents (\($kb))"'
+echo "$query" | loom retrieve "$work/kb" -k 10 --mode hybrid >"$work/retrieved.jsonl"
+echo "retrieved $(jq '.hits | length' "$work/retrieved.jsonl") chunks (dense + BM25, fused by reciprocal rank); reranking them with smollm2"
 loom rerank -m smollm2 -k 3 -q <"$work/retrieved.jsonl" >"$work/hits.jsonl"
 echo
 echo "question: $question"
-jq -r '.hits[] | "  [\(.rank)] \(.id)  score \(.score * 1000 | round / 1000) (similarity \(.retrieval_score * 1000 | round / 1000))"' "$work/hits.jsonl"
+jq -r 'def r(n): if . == null then "-" else . * n | round / n end;
+  .hits[] | "  [\(.rank)] \(.id)  score \(.score | r(1000)) (similarity \(.dense_score | r(1000)), BM25 \(.bm25_score | r(100)))"' \
+  "$work/hits.jsonl"
 
 # 6. generate: SmolLM2 answers from the hits, citing them as [n] (greedy, 64 tokens at most)
 loom generate -m smollm2 --rag --temperature 0 -n 64 -q <"$work/hits.jsonl" >"$work/answer.jsonl"
