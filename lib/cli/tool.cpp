@@ -196,6 +196,9 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
       std::cout << v.what();
       std::cout.flush();
       return std::cout ? 0 : 1;
+    } catch (const CLI::RequiredError& e) {
+      // --help-man needs none of the program's required arguments
+      if (!app_.get_option("--help-man")->count()) throw usage_error(e.what());
     } catch (const CLI::ParseError& e) {
       throw usage_error(e.what());
     }
