@@ -1,5 +1,9 @@
 #include "loom/core/parallel.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <chrono>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -119,6 +123,12 @@ void SpinPool::for_each(size_t n, const std::function<void(size_t)>& fn) {
     cpu_relax();
     if ((k & 1023) == 1023) std::this_thread::yield();
   }
+}
+
+void openmp_wait_passively(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only when it fails: then run on as we are
 }
 
 }  // namespace loom

@@ -28,6 +28,13 @@
 
 namespace loom {
 
+// Programs whose heavy lifting happens in OpenMP code (FAISS: loom-index, loom-retrieve) call this
+// first thing in main(). GNU OpenMP's threads spin between parallel regions by default, which on a
+// busy machine (other processes, or fewer cores than threads) slows FAISS's k-means tenfold; the
+// wait policy can only be set before libgomp starts, so when OMP_WAIT_POLICY is unset the program
+// re-executes itself with OMP_WAIT_POLICY=PASSIVE. A user's own setting is kept.
+void openmp_wait_passively(char** argv);
+
 template <typename Fn>
 void parallel_for(size_t n, unsigned threads, Fn&& fn) {
   std::atomic<size_t> next{0};

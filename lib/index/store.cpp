@@ -355,6 +355,8 @@ std::string Manifest::to_json() const {
   } else {
     w.begin_object();
     w.key("name"); w.value(s.model.name);
+    w.key("pooling"); w.value(s.model.pooling);
+    w.key("normalize"); w.value(s.model.normalize);
     w.key("query_prefix"); w.value(s.model.query_prefix);
     w.end_object();
   }
@@ -438,6 +440,9 @@ Manifest Manifest::from_json(std::string_view text, const std::string& where) {
   const chat::Value& model = need(v, "model", where);
   if (model.is_dict()) {
     s.model.name = need_str(model, "name", where);
+    s.model.pooling = need_str(model, "pooling", where);
+    const chat::Value& mn = need(model, "normalize", where);
+    s.model.normalize = mn.kind() == chat::Value::Kind::Bool && mn.as_bool();
     s.model.query_prefix = need_str(model, "query_prefix", where);
   }
   const chat::Value& fields = need(v, "fields", where);

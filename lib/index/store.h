@@ -46,6 +46,8 @@ const char* metric_name(Metric m);  // "ip", "l2"
 // The embedding model that made the index's vectors: queries given as text are embedded with it.
 struct ModelInfo {
   std::string name;          // as given to -m (a name under $LOOM_MODELS or a path); empty = unknown
+  std::string pooling;       // token vectors to one: mean, cls, last, max, mean_sqrt_len
+  bool normalize = true;     // vectors L2-normalized after pooling
   std::string query_prefix;  // put before query texts (e5: "query: ")
 };
 

@@ -150,7 +150,9 @@ TEST(IndexStore, UpsertAndDeleteEqualAFreshBuild) {
     for (size_t i = 0; i < 10; ++i) {
       auto x = dense_ids(a, q.data() + i * 16, 10), y = dense_ids(b, q.data() + i * 16, 10);
       ASSERT_EQ(x.size(), 10u);
-      if (std::string(factory) == "Flat") EXPECT_EQ(x, y) << "query " << i;
+      if (std::string(factory) == "Flat") {
+        EXPECT_EQ(x, y) << "query " << i;
+      }
       for (auto& [id, score] : x) EXPECT_GE(std::stoi(id.substr(1)), 40) << "a deleted record came back";
     }
     // BM25 statistics follow the changes: the same scores as the fresh index
@@ -169,7 +171,7 @@ TEST(IndexStore, FilteredSearchKeepsOnlyAllowedLabels) {
     Settings s;
     s.factory = factory;
     s.dim = 16;
-    s.nprobe = 8;  // every list: the filtered result must then equal a brute-force scan of the allowed
+    if (std::string(factory).starts_with("IVF")) s.nprobe = 8;  // every list: as exact as a scan
     build(t.sub("ix"), s, 400);
     Reader r = Reader::open(t.sub("ix"), 1);
     std::vector<int64_t> allowed;
@@ -372,7 +374,7 @@ TEST(IndexStore, ManifestRoundTrip) {
   m.settings.metric = Metric::L2;
   m.settings.normalize = true;
   m.settings.dim = 384;
-  m.settings.model = {"minilm", "query: "};
+  m.settings.model = {"minilm", "cls", false, "query: "};
   m.settings.bm25_params = {1.2, 0.5, "none", "none"};
   m.settings.nprobe = 7;
   m.counts = {10, 10, 9};
@@ -383,6 +385,8 @@ TEST(IndexStore, ManifestRoundTrip) {
   EXPECT_EQ(r.to_json(), m.to_json());
   EXPECT_EQ(r.settings.factory, "IVF64,PQ8");
   EXPECT_EQ(r.settings.model.query_prefix, "query: ");
+  EXPECT_EQ(r.settings.model.pooling, "cls");
+  EXPECT_FALSE(r.settings.model.normalize);
   EXPECT_EQ(r.settings.bm25_params.k1, 1.2);
   EXPECT_THROW(Manifest::from_json("{\"format\":\"other\"}", "m"), Error);
   EXPECT_THROW(Manifest::from_json("[", "m"), Error);

@@ -139,6 +139,8 @@ void settle_model(cli::Tool& tool, BuildOptions& o, uint32_t dim) {
     } else {
       model::Encoder enc = model::Encoder::load(o.model, {.threads = 1});
       if (enc.dims() != dim) why = fmt::format("model {} makes {}-dimensional vectors; the records' have {}", o.model, enc.dims(), dim);
+      if (mi.pooling.empty()) mi.pooling = model::pooling_name(enc.config().pooling);
+      mi.normalize = enc.config().normalize;
     }
   } catch (const Error& e) {
     why = fmt::format("model {}: {}", o.model, e.what());
@@ -207,6 +209,10 @@ int build_main(int argc, char** argv) {
                                        "'none' records none")
       ->type_name("MODEL")
       ->default_str("minilm, when its vectors fit");
+  app.add_option("--pooling", s.model.pooling,
+                 "Pooling the vectors were made with (as loom-embed --pooling: mean, cls, last, max); default: the model's")
+      ->check(CLI::IsMember({"mean", "cls", "last", "max", "mean_sqrt_len"}).description(""))
+      ->type_name("NAME");
   app.add_option("--query-prefix", s.model.query_prefix, "Text put before query texts when they are embedded (e5: 'query: ')")
       ->type_name("TEXT");
   app.add_option("--bm25", o.bm25, "BM25 parameters k1,b (Lucene's scoring, as bm25s method=lucene)")->type_name("K1,B");
@@ -377,6 +383,7 @@ const Sub kSubs[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  openmp_wait_passively(argv);
   std::string_view first = argc > 1 ? argv[1] : "";
   for (const Sub& s : kSubs)
     if (first == s.name) return s.main(argc - 1, argv + 1);

@@ -294,15 +294,24 @@ class Retrieve {
         throw usage_error(fmt::format("model {} makes {}-dimensional vectors; the index has {}", name, enc_->dims(),
                                       readers_[0].manifest().settings.dim));
       prefix_ = opt_.has_prefix ? opt_.prefix : mi.query_prefix;
+      // the pooling and normalization the index's vectors were made with (a -m model: its own)
+      pooling_ = enc_->config().pooling;
+      normalize_ = enc_->config().normalize;
+      if (opt_.model.empty() || opt_.model == mi.name) {
+        for (auto p : {model::Pooling::Mean, model::Pooling::Cls, model::Pooling::Last, model::Pooling::Max,
+                       model::Pooling::MeanSqrtLen})
+          if (mi.pooling == model::pooling_name(p)) pooling_ = p;
+        normalize_ = mi.normalize;
+      }
     }
     std::vector<model::EncoderInput> batch(need.size());
     pool_.for_each(need.size(), [&](size_t j) { batch[j] = enc_->encode_text(prefix_ + *qs[need[j]].text); });
     const size_t d = enc_->dims();
     std::vector<float> out(need.size() * d);
-    enc_->embed(batch, enc_->config().pooling, out.data());
+    enc_->embed(batch, pooling_, out.data());
     for (size_t j = 0; j < need.size(); ++j) {
       float* v = out.data() + j * d;
-      if (enc_->config().normalize) model::l2_normalize(v, d);
+      if (normalize_) model::l2_normalize(v, d);
       qs[need[j]].vec.assign(v, v + d);
     }
   }
@@ -314,6 +323,8 @@ class Retrieve {
   std::vector<std::vector<int64_t>> allowed_;
   bool l2_ = false;
   std::unique_ptr<model::Encoder> enc_;
+  model::Pooling pooling_ = model::Pooling::Mean;
+  bool normalize_ = true;
   std::string prefix_;
   std::map<std::pair<size_t, uint64_t>, std::pair<std::string, std::string>> cache_;
 };
@@ -338,6 +349,7 @@ void run(cli::Tool& tool, Options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  openmp_wait_passively(argv);
   cli::Tool tool("retrieve", "Add the best records of one or more indexes to each query record as `hits`.\n\n"
                              "Reads query records with text and/or a vector (`embedding`) and adds hits: [{id, score, rank, text,\n"
                              "meta and the stored record's other fields}], best first. Queries with only text are embedded with\n"
