@@ -328,6 +328,16 @@ double need_num(const chat::Value& obj, std::string_view key, const std::string&
   return v.as_float();
 }
 
+// A whole number in [0, max].
+uint64_t need_uint(const chat::Value& obj, std::string_view key, const std::string& where, double max = 9007199254740992.0) {
+  const chat::Value& n = need(obj, key, where);
+  if (n.kind() == chat::Value::Kind::Int && n.as_int() >= 0 && double(n.as_int()) <= max) return uint64_t(n.as_int());
+  double v = need_num(obj, key, where);
+  if (!(v >= 0 && v <= max) || v != std::floor(v))
+    throw input_error(fmt::format("manifest: \"{}\" must be a whole number from 0 to {}", key, max), where);
+  return uint64_t(v);
+}
+
 }  // namespace
 
 std::string Manifest::to_json() const {
@@ -418,13 +428,11 @@ Manifest Manifest::from_json(std::string_view text, const std::string& where) {
   if (!v.is_dict()) throw input_error("manifest is not a JSON object", where);
   if (need_str(v, "format", where) != kFormat) throw input_error("not a loom index manifest", where);
   Manifest m;
-  m.format_version = int(need_num(v, "format_version", where));
+  m.format_version = int(need_uint(v, "format_version", where, 1e6));
   if (m.format_version != 1)
     throw input_error(fmt::format("index format version {} is not supported (this loom reads 1)", m.format_version), where);
   Settings& s = m.settings;
-  double dim = need_num(v, "dimension", where);
-  if (dim < 0 || dim > 1e6 || dim != std::floor(dim)) throw input_error("manifest: bad dimension", where);
-  s.dim = uint32_t(dim);
+  s.dim = uint32_t(need_uint(v, "dimension", where, 1e6));
   std::string metric = need_str(v, "metric", where);
   if (metric != "ip" && metric != "l2") throw input_error(fmt::format("manifest: unknown metric \"{}\"", metric), where);
   s.metric = metric == "l2" ? Metric::L2 : Metric::InnerProduct;
@@ -432,11 +440,11 @@ Manifest Manifest::from_json(std::string_view text, const std::string& where) {
   s.normalize = norm.kind() == chat::Value::Kind::Bool && norm.as_bool();
   s.factory = need_str(v, "factory", where);
   const chat::Value& sd = need(v, "search_defaults", where);
-  s.nprobe = int(need_num(sd, "nprobe", where));
-  s.ef_search = int(need_num(sd, "efSearch", where));
+  s.nprobe = int(need_uint(sd, "nprobe", where, 1e9));
+  s.ef_search = int(need_uint(sd, "efSearch", where, 1e9));
   const chat::Value& tr = need(v, "training", where);
-  s.train_size = size_t(need_num(tr, "train_size", where));
-  s.seed = uint64_t(need_num(tr, "seed", where));
+  s.train_size = size_t(need_uint(tr, "train_size", where));
+  s.seed = need_uint(tr, "seed", where);
   const chat::Value& model = need(v, "model", where);
   if (model.is_dict()) {
     s.model.name = need_str(model, "name", where);
@@ -457,10 +465,10 @@ Manifest Manifest::from_json(std::string_view text, const std::string& where) {
     s.bm25_params.stopwords = need_str(bm, "stopwords", where);
   }
   const chat::Value& c = need(v, "counts", where);
-  m.counts.records = uint64_t(need_num(c, "records", where));
-  m.counts.vectors = uint64_t(need_num(c, "vectors", where));
-  m.counts.bm25_docs = uint64_t(need_num(c, "bm25_docs", where));
-  m.generation = uint64_t(need_num(v, "generation", where));
+  m.counts.records = need_uint(c, "records", where);
+  m.counts.vectors = need_uint(c, "vectors", where);
+  m.counts.bm25_docs = need_uint(c, "bm25_docs", where);
+  m.generation = need_uint(v, "generation", where);
   m.created = need_str(v, "created", where);
   m.updated = need_str(v, "updated", where);
   return m;
