@@ -28,6 +28,7 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/clone_index.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <fmt/format.h>
@@ -744,33 +745,6 @@ bool Writer::remove(const std::string& id) {
   return true;
 }
 
-void Writer::upsert_all_from(const std::string& other_dir) {
-  Reader r = Reader::open(other_dir, impl_->threads);
-  const Settings& mine = impl_->man.settings;
-  const Settings& theirs = r.manifest().settings;
-  if (mine.dim && theirs.dim && mine.dim != theirs.dim)
-    throw input_error(fmt::format("{} has {} dimensions; the merged index has {}", other_dir, theirs.dim, mine.dim));
-  if (mine.metric != theirs.metric)
-    throw input_error(fmt::format("{} uses metric {}; the merged index uses {}", other_dir, metric_name(theirs.metric),
-                                  metric_name(mine.metric)));
-  if (mine.normalize != theirs.normalize)
-    throw input_error(fmt::format("{} {} its vectors; the merged index {}", other_dir,
-                                  theirs.normalize ? "normalizes" : "does not normalize",
-                                  mine.normalize ? "does" : "does not"));
-  Db db((fs::path(other_dir) / kStore).string(), true);
-  Stmt s(db, "SELECT id, record, text, vector FROM records ORDER BY label");
-  while (s.step()) {
-    Entry e;
-    e.id = std::string(s.text(0));
-    e.json = std::string(s.text(1));
-    if (!s.is_null(2)) e.text = std::string(s.text(2));
-    std::string_view b = s.blob(3);
-    e.vec.resize(b.size() / sizeof(float));
-    std::memcpy(e.vec.data(), b.data(), e.vec.size() * sizeof(float));
-    upsert(std::move(e));
-  }
-}
-
 void Writer::commit() {
   Impl& m = *impl_;
   Settings& s = m.man.settings;
@@ -958,7 +932,7 @@ Reader Reader::open(const std::string& dir, unsigned threads) {
       }
     } catch (const Error&) {
       // a writer published a newer generation and removed these files meanwhile: start over
-      if (attempt < 20 && !fs::exists(fpath)) continue;
+      if (attempt < 20 && (!fs::exists(fpath) || !fs::exists(bpath))) continue;
       throw;
     }
     return r;
@@ -1086,6 +1060,45 @@ void Reader::check() const {
       s.reset();
       if (!ok) throw input_error(fmt::format("the vector index holds label {} that the store does not", l), m.dir);
     }
+  }
+}
+
+// (after Reader::Impl: a merge reads the other index through it)
+void Writer::upsert_all_from(const std::string& other_dir) {
+  Reader r = Reader::open(other_dir, impl_->threads);
+  Impl& m = *impl_;
+  if (m.creating && !m.fresh && m.add_labels.empty() && r.impl_->faiss && r.impl_->faiss->is_trained &&
+      r.manifest().settings.factory == m.man.settings.factory && r.manifest().settings.dim == m.man.settings.dim) {
+    // the first shard's trained index (its IVF centroids, PQ codebooks), emptied: no retraining
+    try {
+      m.fresh.reset(faiss::clone_index(r.impl_->faiss.get()));
+      m.fresh->reset();
+    } catch (const faiss::FaissException&) {
+      m.fresh.reset();  // an index FAISS cannot clone: trained again at commit
+    }
+  }
+  const Settings& mine = impl_->man.settings;
+  const Settings& theirs = r.manifest().settings;
+  if (mine.dim && theirs.dim && mine.dim != theirs.dim)
+    throw input_error(fmt::format("{} has {} dimensions; the merged index has {}", other_dir, theirs.dim, mine.dim));
+  if (mine.metric != theirs.metric)
+    throw input_error(fmt::format("{} uses metric {}; the merged index uses {}", other_dir, metric_name(theirs.metric),
+                                  metric_name(mine.metric)));
+  if (mine.normalize != theirs.normalize)
+    throw input_error(fmt::format("{} {} its vectors; the merged index {}", other_dir,
+                                  theirs.normalize ? "normalizes" : "does not normalize",
+                                  mine.normalize ? "does" : "does not"));
+  Db db((fs::path(other_dir) / kStore).string(), true);
+  Stmt s(db, "SELECT id, record, text, vector FROM records ORDER BY label");
+  while (s.step()) {
+    Entry e;
+    e.id = std::string(s.text(0));
+    e.json = std::string(s.text(1));
+    if (!s.is_null(2)) e.text = std::string(s.text(2));
+    std::string_view b = s.blob(3);
+    e.vec.resize(b.size() / sizeof(float));
+    std::memcpy(e.vec.data(), b.data(), e.vec.size() * sizeof(float));
+    upsert(std::move(e));
   }
 }
 

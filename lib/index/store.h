@@ -118,7 +118,8 @@ class Writer {
   bool upsert(Entry&& e);
   // Removes the record with this id; false when there is none.
   bool remove(const std::string& id);
-  // Every record of another index (merge): upserted in its label order.
+  // Every record of another index (merge): upserted in its label order. For a new index, the first
+  // one merged also gives its trained FAISS state (IVF centroids, PQ codebooks), emptied.
   void upsert_all_from(const std::string& other_dir);
   // Publishes the staged changes as the next generation.
   void commit();
@@ -141,6 +142,7 @@ struct SearchParams {
 // A consistent read-only view of an index (see Crash safety).
 class Reader {
  public:
+  friend class Writer;
   static Reader open(const std::string& dir, unsigned threads);
   ~Reader();
   Reader(Reader&&) noexcept;

@@ -12,6 +12,8 @@
 #include <random>
 
 #include <faiss/Index.h>
+#include <faiss/IVFlib.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/index_io.h>
 #include <gtest/gtest.h>
 
@@ -390,4 +392,51 @@ TEST(IndexStore, ManifestRoundTrip) {
   EXPECT_EQ(r.settings.bm25_params.k1, 1.2);
   EXPECT_THROW(Manifest::from_json("{\"format\":\"other\"}", "m"), Error);
   EXPECT_THROW(Manifest::from_json("[", "m"), Error);
+}
+
+// Merging shards: the first shard's trained quantizer is kept (no retraining), every record is there.
+TEST(IndexStore, MergeKeepsTheFirstShardsTraining) {
+  TempDir t;
+  Settings s;
+  s.factory = "IVF8,Flat";
+  s.dim = 16;
+  s.nprobe = 8;
+  build(t.sub("a"), s, 300, 1);
+  {
+    Writer w = Writer::create(t.sub("b"), s, false, 1);
+    for (size_t i = 0; i < 300; ++i) w.upsert(entry(i, 16, 2, "b"));
+    w.commit();
+  }
+  {
+    Writer w = Writer::create(t.sub("m"), s, false, 1);
+    w.upsert_all_from(t.sub("a"));
+    w.upsert_all_from(t.sub("b"));
+    w.commit();
+  }
+  Reader m = Reader::open(t.sub("m"), 1);
+  m.check();
+  EXPECT_EQ(m.manifest().counts.records, 600u);
+  auto centroids = [](const std::string& file) {
+    std::unique_ptr<faiss::Index> idx(faiss::read_index(file.c_str()));
+    auto* ivf = faiss::ivflib::extract_index_ivf(idx.get());
+    std::vector<float> c(ivf->nlist * size_t(ivf->d));
+    ivf->quantizer->reconstruct_n(0, faiss::Index::idx_t(ivf->nlist), c.data());
+    return c;
+  };
+  auto ca = centroids(faiss_file(t.sub("a"))), cb = centroids(faiss_file(t.sub("b"))), cm = centroids(faiss_file(t.sub("m")));
+  EXPECT_EQ(cm, ca);
+  EXPECT_NE(cm, cb);
+  // every record answers a search for its own vector (nprobe = nlist: exact)
+  for (size_t i : {0, 150, 299}) {
+    Entry e = entry(i, 16, 2, "b");
+    std::vector<int64_t> labels;
+    std::vector<float> scores;
+    std::vector<int64_t> allowed;
+    m.for_each([&](uint64_t label, std::string_view id, std::string_view) {
+      if (id == e.id) allowed.push_back(int64_t(label));
+    });
+    ASSERT_EQ(allowed.size(), 1u);
+    m.search(e.vec.data(), 1, 1, {}, &allowed, labels, scores);
+    EXPECT_EQ(labels[0], allowed[0]);
+  }
 }
