@@ -237,6 +237,11 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
   } catch (const std::bad_alloc&) {
     message("error", "out of memory");
     return 1;
+  } catch (const std::exception& e) {
+    // a library's own exception (FAISS, the filesystem) that no loom code turned into an Error
+    io::set_before_block(nullptr);
+    message("error", e.what());
+    return 1;
   }
 }
 

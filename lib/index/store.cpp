@@ -587,7 +587,8 @@ struct Writer::Impl {
   std::vector<float> add_vecs;
   std::vector<std::pair<int64_t, std::string>> add_texts;  // BM25
   std::vector<int64_t> removed;
-  std::unordered_set<int64_t> removed_set;
+  int64_t first_new_label = 0;            // labels from here on were staged by this writer
+  std::unordered_set<int64_t> unstaged;   // staged, then replaced or deleted again
   bool committed = false;
   std::function<void(const char*)> hook;
   std::vector<std::string> warnings;
@@ -610,19 +611,29 @@ struct Writer::Impl {
 
   void drop(int64_t label) {
     del->bind(1, label).run();
-    // a label staged in this writer is simply unstaged; an older one is removed at commit
-    auto it = std::find(add_labels.begin(), add_labels.end(), label);
-    if (it != add_labels.end()) {
-      size_t i = size_t(it - add_labels.begin());
-      const size_t d = man.settings.dim;
-      add_labels.erase(it);
-      add_vecs.erase(add_vecs.begin() + long(i * d), add_vecs.begin() + long((i + 1) * d));
-      auto t = std::find_if(add_texts.begin(), add_texts.end(), [&](auto& p) { return p.first == label; });
-      if (t != add_texts.end()) add_texts.erase(t);
+    // a label staged by this writer is dropped from the staged adds at commit; an older one is
+    // removed from the vectors and BM25 (labels only grow, so the label says which it is)
+    if (label >= first_new_label) {
+      unstaged.insert(label);
     } else {
       removed.push_back(label);
-      removed_set.insert(label);
     }
+  }
+
+  // The staged adds without those replaced or deleted again before the commit (one pass).
+  void compact_staged() {
+    if (unstaged.empty()) return;
+    const size_t d = man.settings.dim;
+    size_t out = 0;
+    for (size_t i = 0; i < add_labels.size(); ++i) {
+      if (unstaged.count(add_labels[i])) continue;
+      if (out != i) std::memmove(&add_vecs[out * d], &add_vecs[i * d], d * sizeof(float));
+      add_labels[out++] = add_labels[i];
+    }
+    add_labels.resize(out);
+    add_vecs.resize(out * d);
+    std::erase_if(add_texts, [&](const auto& t) { return unstaged.count(t.first) > 0; });
+    unstaged.clear();
   }
 
   ~Impl() {
@@ -692,7 +703,10 @@ Writer Writer::open(const std::string& dir, unsigned threads) {
   m.man = read_store_manifest(m.db);
   auto next = get_meta(m.db, "next_label");
   if (!next) throw input_error("the index store has no next_label", m.db.path());
-  m.next_label = std::stoll(*next);
+  auto [end, ec] = std::from_chars(next->data(), next->data() + next->size(), m.next_label);
+  if (ec != std::errc() || end != next->data() + next->size() || m.next_label < 0)
+    throw input_error("the index store's next_label is not a number", m.db.path());
+  m.first_new_label = m.next_label;
   // files of other generations are left by crashed writers (or readers still held them): remove
   for (auto& ent : fs::directory_iterator(dir)) {
     std::string name = ent.path().filename().string();
@@ -754,6 +768,7 @@ void Writer::commit() {
   };
   omp_set_num_threads(int(std::max(1u, m.threads)));
   if (s.dim == 0) throw input_error("no records: nothing to index (the dimension is unknown)");
+  m.compact_staged();
 
   // 1. vectors
   std::unique_ptr<faiss::Index> idx;
@@ -779,10 +794,9 @@ void Writer::commit() {
         Stmt all(m.db, "SELECT label, vector FROM records ORDER BY label");
         std::vector<fidx> labels;
         std::vector<float> vecs;
-        std::unordered_set<int64_t> staged(m.add_labels.begin(), m.add_labels.end());
         while (all.step()) {
           int64_t l = all.i64(0);
-          if (staged.count(l)) continue;  // added below with the others staged
+          if (l >= m.first_new_label) continue;  // staged: added below
           std::string_view b = all.blob(1);
           if (b.size() != s.dim * sizeof(float)) throw input_error("a stored vector has the wrong size", m.db.path());
           labels.push_back(l);
