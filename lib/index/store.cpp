@@ -914,6 +914,7 @@ struct Reader::Impl {
   std::optional<Bm25Index> bm25;
   std::optional<Analyzer> analyzer;
   unsigned threads = 1;
+  std::unique_ptr<Stmt> get_record;  // prepared once (record() runs for every hit); after db: finalized first
 };
 
 Reader::Reader() : impl_(std::make_unique<Impl>()) {}
@@ -1039,10 +1040,17 @@ std::vector<std::pair<uint64_t, float>> Reader::search_bm25(std::string_view tex
 }
 
 std::string Reader::record(uint64_t label) const {
-  Stmt s(impl_->db, "SELECT record FROM records WHERE label = ?1");
+  Impl& m = *impl_;
+  if (!m.get_record) m.get_record = std::make_unique<Stmt>(m.db, "SELECT record FROM records WHERE label = ?1");
+  Stmt& s = *m.get_record;
   s.bind(1, int64_t(label));
-  if (!s.step()) throw input_error(fmt::format("the vector index names label {} that the store does not hold", label), impl_->dir);
-  return std::string(s.text(0));
+  if (!s.step()) {
+    s.reset();
+    throw input_error(fmt::format("the vector index names label {} that the store does not hold", label), m.dir);
+  }
+  std::string json(s.text(0));
+  s.reset();
+  return json;
 }
 
 void Reader::for_each(const std::function<void(uint64_t, std::string_view, std::string_view)>& fn) const {
