@@ -888,13 +888,20 @@ void Writer::commit() {
     std::error_code ec;
     std::string old;
     if (m.replace && fs::exists(m.dir)) {
-      fs::path p = fs::absolute(m.dir);
-      old = (p.parent_path() / fmt::format(".{}.old-{}", p.filename().string(), ::getpid())).string();
-      fs::rename(m.dir, old, ec);
-      if (ec) throw runtime_error(fmt::format("cannot move the old index aside: {}", ec.message()), m.dir);
+      // one atomic swap (Linux renameat2): readers find the old index or the new one, never none
+      if (::renameat2(AT_FDCWD, m.work_dir.c_str(), AT_FDCWD, m.dir.c_str(), RENAME_EXCHANGE) == 0) {
+        old = m.work_dir;
+      } else {
+        fs::path p = fs::absolute(m.dir);
+        old = (p.parent_path() / fmt::format(".{}.old-{}", p.filename().string(), ::getpid())).string();
+        fs::rename(m.dir, old, ec);
+        if (ec) throw runtime_error(fmt::format("cannot move the old index aside: {}", ec.message()), m.dir);
+      }
     }
-    fs::rename(m.work_dir, m.dir, ec);
-    if (ec) throw runtime_error(fmt::format("cannot move the new index into place: {}", ec.message()), m.dir);
+    if (old != m.work_dir) {
+      fs::rename(m.work_dir, m.dir, ec);
+      if (ec) throw runtime_error(fmt::format("cannot move the new index into place: {}", ec.message()), m.dir);
+    }
     fsync_path(fs::absolute(m.dir).parent_path().string(), true);
     if (!old.empty()) fs::remove_all(old, ec);
   } else {
@@ -932,6 +939,13 @@ Reader Reader::open(const std::string& dir, unsigned threads) {
     Impl& m = *r.impl_;
     m.dir = dir;
     m.threads = std::max(1u, threads);
+    // the store's inode before and after the files are read: a rebuild (--force) that swapped the
+    // whole directory meanwhile would otherwise pair this store with the new index's files
+    auto inode = [&] {
+      struct stat st {};
+      return ::stat((fs::path(dir) / kStore).c_str(), &st) == 0 ? st.st_ino : ino_t(0);
+    };
+    const ino_t before = inode();
     m.db = Db((fs::path(dir) / kStore).string(), false);
     m.db.exec("BEGIN");  // a read snapshot, held while the reader lives
     m.man = read_store_manifest(m.db);
@@ -947,9 +961,10 @@ Reader Reader::open(const std::string& dir, unsigned threads) {
       }
     } catch (const Error&) {
       // a writer published a newer generation and removed these files meanwhile: start over
-      if (attempt < 20 && (!fs::exists(fpath) || !fs::exists(bpath))) continue;
+      if (attempt < 20 && (!fs::exists(fpath) || !fs::exists(bpath) || inode() != before)) continue;
       throw;
     }
+    if (inode() != before && attempt < 20) continue;
     return r;
   }
 }

@@ -44,7 +44,7 @@ struct Options {
   std::string field = "text";
   std::string key = "embedding";
   std::string hits_key = "hits";
-  size_t batch_size = 64;
+  size_t batch_size = 1024;
 };
 
 // One candidate of one list.
@@ -382,7 +382,7 @@ int main(int argc, char** argv) {
   app.add_option("--field", opt.field, "Query field holding the text")->type_name("NAME");
   app.add_option("--key", opt.key, "Query field holding a vector")->type_name("NAME");
   app.add_option("--hits-key", opt.hits_key, "Field the hits are written to")->type_name("NAME");
-  app.add_option("--batch-size", opt.batch_size, "Queries searched together")->type_name("N");
+  app.add_option("--batch-size", opt.batch_size, "Queries searched together (FAISS multiplies a batch at once: larger is faster; output still streams)")->type_name("N");
   tool.add_output();
   tool.add_on_error();
   return tool.run(argc, argv, [&] { run(tool, opt); });
