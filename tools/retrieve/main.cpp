@@ -124,7 +124,6 @@ class Retrieve {
     // 3. search every directory
     std::vector<std::vector<Cand>> dense_lists(qs.size()), bm25_lists(qs.size());
     if (dense) {
-      const size_t d = readers_[0].manifest().settings.dim;
       std::vector<size_t> rows;
       std::vector<float> x;
       for (size_t i = 0; i < qs.size(); ++i)
@@ -136,7 +135,6 @@ class Retrieve {
       std::vector<float> scores;
       for (size_t r = 0; r < readers_.size() && !rows.empty(); ++r) {
         readers_[r].search(x.data(), rows.size(), depth, opt_.search, allowed_.empty() ? nullptr : &allowed_[r], labels, scores);
-        (void)d;
         for (size_t j = 0; j < rows.size(); ++j)
           for (size_t c = 0; c < depth; ++c)
             if (labels[j * depth + c] >= 0)
@@ -305,7 +303,19 @@ class Retrieve {
       }
     }
     std::vector<model::EncoderInput> batch(need.size());
-    pool_.for_each(need.size(), [&](size_t j) { batch[j] = enc_->encode_text(prefix_ + *qs[need[j]].text); });
+    pool_.for_each(need.size(), [&](size_t j) {
+      try {
+        batch[j] = enc_->encode_text(prefix_ + *qs[need[j]].text);
+      } catch (...) {
+        qs[need[j]].error = std::current_exception();
+      }
+    });
+    for (size_t j = need.size(); j-- > 0;)
+      if (qs[need[j]].error) {
+        need.erase(need.begin() + long(j));
+        batch.erase(batch.begin() + long(j));
+      }
+    if (need.empty()) return;
     const size_t d = enc_->dims();
     std::vector<float> out(need.size() * d);
     enc_->embed(batch, pooling_, out.data());
