@@ -37,6 +37,7 @@
 
 #include "loom/core/error.h"
 #include "loom/core/mapped_file.h"
+#include "loom/text/utf8.h"
 
 namespace loom::index {
 
@@ -178,24 +179,6 @@ bool final_sigma(std::string_view s, size_t begin, size_t end) {
   return true;
 }
 
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
-
 // re.findall(r"(?u)\b\w\w+\b", text.lower()): the maximal runs of two or more word characters
 // of the lowercased text, in order. `emit` gets each as UTF-8.
 template <typename Emit>
@@ -209,7 +192,7 @@ void split_lower(std::string_view s, Emit&& emit) {
   };
   auto put = [&](char32_t c) {
     if (is_word(c)) {
-      append_utf8(tok, c);
+      text::utf8::append(tok, c);
       ++tok_chars;
     } else if (tok_chars) {
       flush();

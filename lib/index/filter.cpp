@@ -24,6 +24,7 @@
 #include "loom/core/error.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
+#include "loom/text/utf8.h"
 
 namespace loom::index {
 
@@ -118,24 +119,6 @@ size_t skip_value(sv s, size_t i) {
   return j == i ? npos : j;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 int hex_val(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -195,7 +178,7 @@ sv string_content(sv raw, std::string& scratch) {
           }
         }
         if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
-        append_utf8(scratch, static_cast<uint32_t>(cp));
+        text::utf8::append(scratch, static_cast<char32_t>(cp));
         break;
       }
       default: scratch += e; break;  // '"', '\\', '/'
@@ -894,7 +877,7 @@ class Parser {
             }
           }
           if (cp >= 0xD800 && cp <= 0xDFFF) fail(i, "invalid escape: '" + std::string(src_.substr(i, 6)) + "' is a lone UTF-16 surrogate");
-          append_utf8(out, static_cast<uint32_t>(cp));
+          text::utf8::append(out, static_cast<char32_t>(cp));
           i += len;
           continue;
         }

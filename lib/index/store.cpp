@@ -207,6 +207,22 @@ std::string faiss_what(const std::exception& e) {
 
 faiss::MetricType faiss_metric(Metric m) { return m == Metric::L2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT; }
 
+// Sets nprobe / efSearch on an index (0: left as it is); a value the index cannot take (nprobe
+// without inverted lists, efSearch without a graph) is a usage error.
+void set_search_params(faiss::Index* idx, int nprobe, int ef, const std::string& factory) {
+  faiss::ParameterSpace ps;
+  try {
+    if (nprobe) ps.set_index_parameter(idx, "nprobe", nprobe);
+  } catch (const std::exception&) {
+    throw usage_error(fmt::format("--nprobe: the index ({}) has no inverted lists", factory));
+  }
+  try {
+    if (ef) ps.set_index_parameter(idx, "efSearch", ef);
+  } catch (const std::exception&) {
+    throw usage_error(fmt::format("--ef: the index ({}) is not an HNSW graph", factory));
+  }
+}
+
 // An index that takes our labels: IVF indexes store ids natively; the others get an IDMap2.
 std::unique_ptr<faiss::Index> make_faiss(const Settings& s) {
   std::unique_ptr<faiss::Index> idx;
@@ -215,18 +231,7 @@ std::unique_ptr<faiss::Index> make_faiss(const Settings& s) {
   } catch (const std::exception& e) {
     throw usage_error(fmt::format("--factory {}: FAISS cannot build it: {}", s.factory, faiss_what(e)));
   }
-  // the search defaults must apply to this kind of index
-  faiss::ParameterSpace ps;
-  try {
-    if (s.nprobe) ps.set_index_parameter(idx.get(), "nprobe", s.nprobe);
-  } catch (const std::exception&) {
-    throw usage_error(fmt::format("--nprobe: the index ({}) has no inverted lists", s.factory));
-  }
-  try {
-    if (s.ef_search) ps.set_index_parameter(idx.get(), "efSearch", s.ef_search);
-  } catch (const std::exception&) {
-    throw usage_error(fmt::format("--ef: the index ({}) is not an HNSW graph", s.factory));
-  }
+  set_search_params(idx.get(), s.nprobe, s.ef_search, s.factory);  // the defaults must apply to it
   if (!dynamic_cast<faiss::IndexIDMap*>(idx.get()) && !faiss::ivflib::try_extract_index_ivf(idx.get())) {
     auto map = std::make_unique<faiss::IndexIDMap2>(idx.release());
     map->own_fields = true;
@@ -294,22 +299,6 @@ class StderrCapture {
   FILE* file_ = nullptr;
   int saved_ = -1;
 };
-
-void set_search_defaults(faiss::Index* idx, const Settings& s, const SearchParams& p) {
-  faiss::ParameterSpace ps;
-  int nprobe = p.nprobe ? p.nprobe : s.nprobe;
-  int ef = p.ef_search ? p.ef_search : s.ef_search;
-  try {
-    if (nprobe) ps.set_index_parameter(idx, "nprobe", nprobe);
-  } catch (const std::exception&) {
-    if (p.nprobe) throw usage_error(fmt::format("--nprobe: the index ({}) has no inverted lists", s.factory));
-  }
-  try {
-    if (ef) ps.set_index_parameter(idx, "efSearch", ef);
-  } catch (const std::exception&) {
-    if (p.ef_search) throw usage_error(fmt::format("--ef: the index ({}) is not an HNSW graph", s.factory));
-  }
-}
 
 // ---- the manifest -------------------------------------------------------------------------------
 
@@ -1025,7 +1014,9 @@ void Reader::search(const float* queries, size_t n, size_t k, const SearchParams
   if (m.man.settings.normalize)
     for (size_t i = 0; i < n; ++i) l2_normalize(q.data() + i * d, d);
   omp_set_num_threads(int(m.threads));
-  set_search_defaults(m.faiss.get(), m.man.settings, params);
+  const Settings& st = m.man.settings;  // per-search values, else the index's defaults (checked at build)
+  set_search_params(m.faiss.get(), params.nprobe ? params.nprobe : st.nprobe, params.ef_search ? params.ef_search : st.ef_search,
+                    st.factory);
   std::vector<fidx> I(n * k);
   try {
     if (!allowed) {
