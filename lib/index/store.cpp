@@ -3,6 +3,7 @@
 #include "loom/index/store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -664,9 +665,16 @@ Writer Writer::create(const std::string& dir, const Settings& settings, bool rep
   fs::path p = fs::absolute(dir);
   fs::path parent = p.parent_path();
   if (!fs::is_directory(parent)) throw usage_error(fmt::format("{}: no such directory", parent.string()));
-  m.work_dir = (parent / fmt::format(".{}.tmp-{}", p.filename().string(), ::getpid())).string();
+  const std::string stem = fmt::format(".{}.tmp-", p.filename().string());
+  m.work_dir = (parent / fmt::format("{}{}", stem, ::getpid())).string();
   std::error_code ec;
-  fs::remove_all(m.work_dir, ec);
+  // what builds of this index killed midway left (their process is gone): removed
+  for (auto& ent : fs::directory_iterator(parent, ec)) {
+    std::string name = ent.path().filename().string();
+    if (!name.starts_with(stem)) continue;
+    long pid = std::strtol(name.c_str() + stem.size(), nullptr, 10);
+    if (pid > 0 && (pid == ::getpid() || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH))) fs::remove_all(ent.path(), ec);
+  }
   if (!fs::create_directory(m.work_dir, ec))
     throw runtime_error(fmt::format("cannot create a directory: {}", ec.message()), m.work_dir);
   m.db = Db((fs::path(m.work_dir) / kStore).string(), false);

@@ -281,6 +281,17 @@ TEST(IndexStore, KilledBuildLeavesNothingThatLooksWhole) {
   ASSERT_TRUE(WIFSIGNALED(status));
   EXPECT_FALSE(fs::exists(t.sub("ix")));
   EXPECT_FALSE(is_index_dir(t.sub("ix")));
+  auto leftovers = [&] {
+    size_t n = 0;
+    for (auto& e : fs::directory_iterator(t.path)) n += e.path().filename().string().starts_with(".ix.tmp-");
+    return n;
+  };
+  EXPECT_EQ(leftovers(), 1u);  // the killed build's work directory
+  // the next build of the same index removes it, and succeeds
+  Settings s;
+  build(t.sub("ix"), s, 10);
+  EXPECT_EQ(leftovers(), 0u);
+  EXPECT_TRUE(is_index_dir(t.sub("ix")));
 }
 
 TEST(IndexStore, ReaderKeepsItsSnapshotWhileAWriterCommits) {
