@@ -19,7 +19,6 @@
       {"id": "q<i>", "text": ...}: 1-5 words taken in a row from a random description, at least one
       of them not a stop word.
 """
-import glob
 import os
 import random
 import re
@@ -29,6 +28,9 @@ import tempfile
 
 import numpy as np
 import orjson
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import debian_descriptions  # noqa: E402 (tests/reference: the golden corpus is read the same way)
 
 
 def vectors(n, dim, q, corpus, queries):
@@ -53,72 +55,16 @@ def vectors(n, dim, q, corpus, queries):
     draw(q, "q", queries)
 
 
-# ---- Debian package descriptions (as tests/reference/gen_bm25_goldens.py) ----------------------
-
-def deb822(text):
-    rec, key = {}, None
-    for line in text.split("\n"):
-        if not line.strip():
-            if rec:
-                yield rec
-            rec, key = {}, None
-        elif line[0] in " \t":
-            if key is not None:
-                rec[key] += "\n" + line
-        else:
-            key, _, value = line.partition(":")
-            rec[key] = value.strip()
-    if rec:
-        yield rec
-
-
-def joined_description(value):
-    lines = value.split("\n")
-    out = [lines[0].strip()]
-    for line in lines[1:]:
-        line = line[1:] if line[:1] in (" ", "\t") else line
-        out.append("" if line.strip() == "." else line.rstrip())
-    return "\n".join(out)
-
-
-def apt_options(lists, tmp):
-    cache = os.path.join(tmp, "cache")
-    os.makedirs(os.path.join(cache, "archives", "partial"), exist_ok=True)
-    return ["-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={cache}", "-o", "Acquire::Languages=en",
-            "-o", "APT::Sandbox::User=root"]
-
-
-def descriptions(lists, tmp):
-    opts = apt_options(lists, tmp) if lists else []
-    avail = subprocess.run(["apt-cache"] + opts + ["dumpavail"], check=True, capture_output=True).stdout.decode("utf-8")
-    packages = {}
-    for rec in deb822(avail):
-        name = rec.get("Package")
-        if name and "Description" in rec and name not in packages:
-            packages[name] = (rec["Description"], rec.get("Description-md5", ""))
-    translations = {}
-    for path in sorted(glob.glob(os.path.join(lists or "/var/lib/apt/lists", "*_i18n_Translation-en*"))):
-        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", path], check=True,
-                              capture_output=True).stdout.decode("utf-8")
-        for rec in deb822(text):
-            if "Package" in rec and "Description-en" in rec:
-                translations[(rec["Package"], rec.get("Description-md5", ""))] = rec["Description-en"]
-    return packages, translations
-
-
 def bm25(n, q, corpus, queries, lists):
     import bm25s.stopwords
     with tempfile.TemporaryDirectory() as tmp:
         if lists is None:
             try:
-                lists = os.path.join(tmp, "lists")
-                os.makedirs(os.path.join(lists, "partial"))
-                subprocess.run(["apt-get", "update", "-qq"] + apt_options(lists, tmp), check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                lists = debian_descriptions.fetch_lists(tmp, quiet=True)
             except (subprocess.CalledProcessError, OSError):
                 print("gen-retrieve-data: apt-get update failed; using the system's lists", file=sys.stderr)
                 lists = None
-        packages, translations = descriptions(lists, tmp)
+        packages, translations = debian_descriptions.read(lists, tmp)
     names = sorted(packages)
     step = len(names) // n
     if step < 1:
@@ -130,7 +76,7 @@ def bm25(n, q, corpus, queries, lists):
     with open(corpus, "wb") as f:
         for name in names[::step][:n]:
             short, md5 = packages[name]
-            text = joined_description(translations.get((name, md5), short))
+            text = debian_descriptions.joined_description(translations.get((name, md5), short))
             texts.append(text)
             vec = [round(rng.uniform(-1, 1), 4) for _ in range(4)]
             f.write(orjson.dumps({"id": name, "text": text, "embedding": vec}) + b"\n")

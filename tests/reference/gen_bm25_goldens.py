@@ -40,13 +40,11 @@ the machine's Debian mirror needed), leaving the system's lists alone. Queries c
 seed.
 """
 import argparse
-import glob
 import importlib.metadata
 import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import unicodedata
@@ -57,6 +55,8 @@ import zstandard
 import bm25s
 import bm25s.stopwords
 import Stemmer
+
+import debian_descriptions  # (this folder)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -75,68 +75,9 @@ TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default token_patter
 
 # ---- corpus -----------------------------------------------------------------------------------
 
-def deb822(text):
-    """Records of a Debian control file: dicts of field -> value (continuation lines kept, with
-    their leading space, after a newline)."""
-    rec, key = {}, None
-    for line in text.split("\n"):
-        if not line.strip():
-            if rec:
-                yield rec
-            rec, key = {}, None
-        elif line[0] in " \t":
-            if key is not None:
-                rec[key] += "\n" + line
-        else:
-            key, _, value = line.partition(":")
-            rec[key] = value.strip()
-    if rec:
-        yield rec
-
-
-def joined_description(value):
-    """A Description(-en) value: the synopsis, then each continuation line without its leading
-    space (" ." is an empty line), joined with newlines."""
-    lines = value.split("\n")
-    out = [lines[0].strip()]
-    for line in lines[1:]:
-        line = line[1:] if line[:1] in (" ", "\t") else line
-        out.append("" if line.strip() == "." else line.rstrip())
-    return "\n".join(out)
-
-
-def apt_options(lists, tmp):
-    """apt reads (and apt-get update writes) `lists` and keeps its cache in `tmp`, so the system's
-    own lists and cache are left alone."""
-    cache = os.path.join(tmp, "cache")
-    os.makedirs(os.path.join(cache, "archives", "partial"), exist_ok=True)
-    return ["-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={cache}", "-o", "Acquire::Languages=en",
-            "-o", "APT::Sandbox::User=root"]
-
-
-def fetch_lists(tmp):
-    lists = os.path.join(tmp, "lists")
-    os.makedirs(os.path.join(lists, "partial"))
-    subprocess.run(["apt-get", "update", "-qq"] + apt_options(lists, tmp), check=True, stdout=subprocess.DEVNULL)
-    return lists
-
-
 def build_corpus(lists, tmp):
-    avail = subprocess.run(["apt-cache"] + apt_options(lists, tmp) + ["dumpavail"], check=True,
-                           capture_output=True).stdout.decode("utf-8")
-    packages = {}
-    for rec in deb822(avail):
-        name = rec.get("Package")
-        if name and "Description" in rec and name not in packages:
-            packages[name] = (rec["Description"], rec.get("Description-md5", ""))
-    translations = {}
-    tfiles = sorted(glob.glob(os.path.join(lists, "*_i18n_Translation-en*")))
-    for path in tfiles:
-        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", path], check=True,
-                              capture_output=True).stdout.decode("utf-8")
-        for rec in deb822(text):
-            if "Package" in rec and "Description-en" in rec:
-                translations[(rec["Package"], rec.get("Description-md5", ""))] = rec["Description-en"]
+    packages, translations = debian_descriptions.read(lists, tmp)
+    tfiles = debian_descriptions.translation_files(lists)
     names = sorted(packages)
     step = len(names) // N_DOCS
     if step < 1:
@@ -146,7 +87,7 @@ def build_corpus(lists, tmp):
         short, md5 = packages[name]
         long = translations.get((name, md5))
         long_count += long is not None
-        docs.append({"id": name, "text": joined_description(long if long is not None else short)})
+        docs.append({"id": name, "text": debian_descriptions.joined_description(long if long is not None else short)})
     info = {"packages": len(names), "step": step, "long_descriptions": long_count,
             "translation_files": [os.path.basename(p) for p in tfiles]}
     return docs, info
@@ -387,7 +328,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     write_stopwords()
     with tempfile.TemporaryDirectory() as tmp:
-        lists = args.lists or fetch_lists(tmp)
+        lists = args.lists or debian_descriptions.fetch_lists(tmp)
         docs, corpus_info = build_corpus(lists, tmp)
     write_jsonl(os.path.join(OUT, "corpus.jsonl.zst"), docs, compress=True)
     rng = random.Random(SEED)
