@@ -390,14 +390,10 @@ int main(int argc, char** argv) {
   if (first == "--help-man") {
     // every subcommand's options, each under its own heading
     for (const Sub& s : kSubs) {
-      std::fflush(stdout);
       std::printf(".SS loom index %s\n", s.name);
-      std::fflush(stdout);
-      char name[16], flag[] = "--help-man";
-      std::snprintf(name, sizeof name, "%s", s.name);
-      char* args[] = {name, flag, nullptr};
+      std::string name = s.name, flag = "--help-man";
+      char* args[] = {name.data(), flag.data(), nullptr};
       s.main(2, args);
-      std::fflush(stdout);
     }
     return 0;
   }
