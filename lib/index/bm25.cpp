@@ -757,20 +757,17 @@ class Reader {
   void need(size_t n, const char* what) const {
     if (left() < n) fail(fmt::format("truncated in {}", what));
   }
-  uint32_t u32(const char* what) {
-    need(4, what);
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | p_[pos_ + static_cast<size_t>(i)];
-    pos_ += 4;
+  // An unsigned little-endian integer of sizeof(T) bytes.
+  template <typename T>
+  T le(const char* what) {
+    need(sizeof(T), what);
+    T v = 0;
+    for (size_t i = sizeof(T); i-- > 0;) v = T(v << 8) | p_[pos_ + i];
+    pos_ += sizeof(T);
     return v;
   }
-  uint64_t u64(const char* what) {
-    need(8, what);
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | p_[pos_ + static_cast<size_t>(i)];
-    pos_ += 8;
-    return v;
-  }
+  uint32_t u32(const char* what) { return le<uint32_t>(what); }
+  uint64_t u64(const char* what) { return le<uint64_t>(what); }
   double f64(const char* what) { return std::bit_cast<double>(u64(what)); }
   std::string_view bytes(size_t n, const char* what) {
     need(n, what);

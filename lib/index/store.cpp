@@ -924,9 +924,7 @@ struct Reader::Impl {
 Reader::Reader() : impl_(std::make_unique<Impl>()) {}
 Reader::~Reader() = default;
 Reader::Reader(Reader&&) noexcept = default;
-const std::string& Reader::dir() const { return impl_->dir; }
 const Manifest& Reader::manifest() const { return impl_->man; }
-bool Reader::has_vectors() const { return impl_->faiss && impl_->faiss->ntotal > 0; }
 bool Reader::has_bm25() const { return impl_->bm25.has_value(); }
 
 Reader Reader::open(const std::string& dir, unsigned threads) {

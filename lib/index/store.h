@@ -147,9 +147,7 @@ class Reader {
   ~Reader();
   Reader(Reader&&) noexcept;
 
-  const std::string& dir() const;
   const Manifest& manifest() const;
-  bool has_vectors() const;
   bool has_bm25() const;
 
   // Dense search of n queries (n * dim floats, normalized here when the index normalizes):

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "loom/cli/tool.h"
 #include "loom/core/parallel.h"
@@ -174,11 +175,11 @@ class Retrieve {
       return higher_better ? a.score > b.score : a.score < b.score;
     });
     std::vector<Hit> out;
-    std::unordered_map<std::string, bool> seen;
+    std::unordered_set<std::string> seen;
     for (const Cand& c : cands) {
       if (out.size() == depth) break;
       std::string id = id_of(c.dir, c.label);
-      if (!seen.emplace(id, true).second) continue;
+      if (!seen.insert(id).second) continue;
       Hit h{std::move(id), c.dir, c.label, c.score, {}, {}};
       out.push_back(std::move(h));
     }
@@ -225,24 +226,21 @@ class Retrieve {
     return out;
   }
 
-  std::string id_of(size_t dir, uint64_t label) {
+  // A stored record, parsed once and kept while it is likely to come back (the next query's hits).
+  const io::Record& stored(size_t dir, uint64_t label) {
     auto key = std::make_pair(dir, label);
     auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second.first;
-    std::string json = readers_[dir].record(label);
-    io::Record rec = io::Record::parse(json);
-    std::string id = rec.get_string("id").value_or("");
+    if (it != cache_.end()) return it->second;
     if (cache_.size() > 100000) cache_.clear();
-    cache_.emplace(key, std::make_pair(id, std::move(json)));
-    return id;
+    return cache_.emplace(key, io::Record::parse(readers_[dir].record(label))).first->second;
   }
+  std::string id_of(size_t dir, uint64_t label) { return stored(dir, label).get_string("id").value_or(""); }
 
   void write(Query& q, const std::vector<Hit>& hits, std::string& line) {
     std::string arr = "[";
     for (size_t r = 0; r < hits.size(); ++r) {
       const Hit& h = hits[r];
-      id_of(h.dir, h.label);
-      io::Record stored = io::Record::parse(cache_.at({h.dir, h.label}).second);
+      const io::Record& rec = stored(h.dir, h.label);
       io::Record out;
       out.set("id", h.id);
       if (opt_.mode == Mode::Hybrid) out.set("score", h.score);
@@ -255,8 +253,8 @@ class Retrieve {
         else out.set_null("bm25_score");
       }
       if (readers_.size() > 1) out.set("index", opt_.dirs[h.dir]);
-      for (size_t i = 0; i < stored.size(); ++i)
-        if (stored.raw_key(i) != "\"id\"" && !out.has(stored.key(i))) out.append_raw(stored.raw_key(i), stored.raw_value(i));
+      for (size_t i = 0; i < rec.size(); ++i)
+        if (rec.raw_key(i) != "\"id\"" && !out.has(rec.key(i))) out.append_raw(rec.raw_key(i), rec.raw_value(i));
       if (r) arr += ',';
       out.append_to(arr);
     }
@@ -336,7 +334,7 @@ class Retrieve {
   model::Pooling pooling_ = model::Pooling::Mean;
   bool normalize_ = true;
   std::string prefix_;
-  std::map<std::pair<size_t, uint64_t>, std::pair<std::string, std::string>> cache_;
+  std::map<std::pair<size_t, uint64_t>, io::Record> cache_;
 };
 
 void run(cli::Tool& tool, Options& opt) {
