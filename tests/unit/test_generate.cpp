@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <map>
 
-#include "../../tools/generate/generator.h"
+#include "loom/generate/generator.h"
 #include "loom/generate/prompt.h"
 #include "loom/core/error.h"
 #include "loom/gguf/gguf.h"

@@ -3,7 +3,7 @@
 // One-off: `loom generate -m smollm2 "Once upon a time"` streams the continuation to stdout.
 // Records: each record's prompt (prompt.h: text, messages, a question with hits, a template)
 // gets `completion`, `finish_reason`, `usage` and `timings` added; --score adds `score` instead.
-// The generator (generator.h) decodes many records together; this file parses flags, reads and
+// The generator (lib/generate/generator.h) decodes many records together; this file parses flags, reads and
 // writes records, and turns Ctrl-C into a clean end.
 #include <fcntl.h>
 #include <signal.h>
@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <random>
 
-#include "generator.h"
+#include "loom/generate/generator.h"
 #include "loom/cli/tool.h"
 #include "loom/gguf/gguf.h"
 #include "loom/io/base64.h"

@@ -1,4 +1,4 @@
-#include "generator.h"
+#include "loom/generate/generator.h"
 
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
 // The engine of loom-generate: requests (token ids) share one model::Decoder, continuously
-// batched. What it will not do: read records, render prompts, or write JSON (main.cpp, prompt.h).
+// batched. What it will not do: read records, render prompts, or write JSON (tools/generate/main.cpp, prompt.h).
 //
 //   generate::Generator g(file, tokenizer, settings);
 //   g.run(next, done, &interrupted);   // next(): the next Request, or nullopt at the end
