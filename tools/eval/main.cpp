@@ -1,0 +1,343 @@
+// loom-eval — metrics as the field computes them: retrieval (trec_eval), text (SQuAD, sacrebleu,
+// rouge-score), perplexity (llama-perplexity), RAG (RAGAS, with a local judge), and the comparison
+// of two evaluations. Each subcommand is its own small program with its own options table; the
+// computations live in lib/eval/, this file reads inputs and writes one JSON summary (after one
+// line per item with --per-item).
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "loom/chat/value.h"
+#include "loom/cli/tool.h"
+#include "loom/eval/compare.h"
+#include "loom/eval/rag.h"
+#include "loom/io/json.h"
+#include "loom/io/jsonl.h"
+
+using namespace loom;
+
+namespace {
+
+// --fail-under / --fail-over: checked once the summary is written; a metric past its threshold
+// is reported on stderr and the exit status is 1.
+struct Gates {
+  std::vector<std::string> under, over;
+  bool failed = false;
+
+  void add(CLI::App& app) {
+    app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE");
+    app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE");
+  }
+  void validate() const {
+    for (auto& s : under) eval::parse_threshold(s);
+    for (auto& s : over) eval::parse_threshold(s);
+  }
+  void check(cli::Tool& tool, const std::vector<std::pair<std::string, double>>& metrics) {
+    for (const std::string& m : eval::check_thresholds(metrics, under, over)) {
+      fmt::print(stderr, "{}: failed: {}\n", tool.program(), m);
+      failed = true;
+    }
+  }
+  int status(int s) const { return s == 0 && failed ? 1 : s; }
+};
+
+// A JSON value: a number, or null for an undefined one (NaN).
+void append_value(std::string& s, std::optional<double> v) {
+  if (v && std::isfinite(*v))
+    json::append_number(s, *v);
+  else
+    s += "null";
+}
+
+// {"name": value, ...}
+std::string metrics_json(const std::vector<std::pair<std::string, std::optional<double>>>& metrics) {
+  std::string s = "{";
+  for (auto& [k, v] : metrics) {
+    if (s.size() > 1) s += ',';
+    json::append_string(s, k);
+    s += ':';
+    append_value(s, v);
+  }
+  return s + '}';
+}
+
+// ------------------------------------------------------------------------------------------------
+// rag
+
+int rag_main(int argc, char** argv) {
+  cli::Tool tool("eval rag",
+                 "RAG metrics as RAGAS defines them (faithfulness, answer relevancy, context precision and recall), "
+                 "judged by a local model (greedy) with an embedding model for answer relevancy.\n\n"
+                 "Records: question, answer (or completion), contexts (strings) or hits (loom-retrieve's), and "
+                 "optionally reference.");
+  tool.add_output();
+  tool.add_on_error();
+  eval::RagOptions o;
+  std::string input = "-", metrics = "faithfulness,answer_relevancy,context_precision,context_recall";
+  bool per_item = false;
+  size_t batch = 16;
+  Gates gates;
+  CLI::App& app = tool.app();
+  app.add_option("input", input, "Records to evaluate ('-' = stdin; .zst accepted)")->type_name("FILE");
+  app.add_option("-m,--metrics", metrics, "Metrics to compute, comma-separated")->type_name("LIST");
+  app.add_option("--judge", o.judge, "The judge: a chat model (GGUF), path or name under $LOOM_MODELS")->type_name("MODEL");
+  app.add_option("--judge-chat-template", o.chat_template_file, "A Jinja chat template for the judge (default: the model's own)")
+      ->type_name("FILE");
+  app.add_option("--embed-model", o.embedder, "Embedding model for answer relevancy")->type_name("MODEL");
+  app.add_option("--prompts", o.prompts_dir, "Folder of prompt files replacing the built-in ones (statements.txt, faithfulness.txt, "
+                                             "questions.txt, noncommittal.txt, context_precision.txt, context_recall.txt)")
+      ->type_name("DIR");
+  app.add_option("--questions", o.questions, "Questions generated per answer (answer relevancy)")->type_name("N");
+  app.add_option("--judge-ctx", o.n_ctx, "The judge's context window per prompt")->type_name("N");
+  app.add_option("--parallel", o.parallel, "Judge prompts decoded together")->type_name("N");
+  app.add_option("--batch", batch, "Records judged together")->type_name("N");
+  app.add_flag("--per-item", per_item, "Write one line per record (metrics and every judgment) before the summary");
+  gates.add(app);
+  int status = tool.run(argc, argv, [&] {
+    gates.validate();
+    o.faithfulness = o.answer_relevancy = o.context_precision = o.context_recall = false;
+    std::vector<std::string> names;
+    for (auto& m : CLI::detail::split(metrics, ',')) {
+      std::string n = CLI::detail::trim_copy(m);
+      if (n == "faithfulness") o.faithfulness = true;
+      else if (n == "answer_relevancy") o.answer_relevancy = true;
+      else if (n == "context_precision") o.context_precision = true;
+      else if (n == "context_recall") o.context_recall = true;
+      else throw usage_error(fmt::format("no RAG metric '{}' (faithfulness, answer_relevancy, context_precision, context_recall)", n));
+      names.push_back(n);
+    }
+    if (batch == 0 || o.parallel == 0) throw usage_error("--batch and --parallel must be at least 1");
+    o.threads = tool.common().threads;
+    eval::RagEvaluator ev(o);
+    std::vector<eval::RagItem> items;
+    std::vector<double> sum(4, 0);
+    std::vector<size_t> count(4, 0);
+    size_t n_items = 0;
+    cli::Progress progress(tool, "judging");
+    auto flush = [&] {
+      if (items.empty()) return;
+      std::vector<eval::RagJudgment> js = ev.evaluate(items);
+      for (size_t i = 0; i < items.size(); ++i) {
+        const eval::RagJudgment& j = js[i];
+        std::optional<double> vals[4] = {j.faithfulness, j.answer_relevancy, j.context_precision, j.context_recall};
+        std::vector<std::pair<std::string, std::optional<double>>> row;
+        const char* kNames[4] = {"faithfulness", "answer_relevancy", "context_precision", "context_recall"};
+        bool on[4] = {o.faithfulness, o.answer_relevancy, o.context_precision, o.context_recall};
+        for (int k = 0; k < 4; ++k) {
+          if (!on[k]) continue;
+          row.emplace_back(kNames[k], vals[k]);
+          if (vals[k]) sum[k] += *vals[k], ++count[k];
+        }
+        if (per_item) {
+          std::string line = "{\"id\":";
+          json::append_string(line, items[i].id);
+          line += ",\"metrics\":" + metrics_json(row) + ",\"judgments\":" + j.to_json() + "}\n";
+          tool.out().write(line);
+        }
+      }
+      n_items += items.size();
+      items.clear();
+      progress.tick([&] { return fmt::format("{} records", n_items); });
+    };
+    tool.read_records(
+        input, batch,
+        [&](io::Record&& rec, const std::string& file, size_t line) {
+          try {
+            items.push_back(eval::rag_item(chat::Value::parse_json(rec.to_json()), std::to_string(line)));
+          } catch (Error& e) {
+            e.at(file, line);
+            if (!tool.skip(e)) throw;
+          }
+        },
+        flush);
+    progress.done();
+    std::vector<std::pair<std::string, std::optional<double>>> summary;
+    std::vector<std::pair<std::string, double>> defined;
+    const char* kNames[4] = {"faithfulness", "answer_relevancy", "context_precision", "context_recall"};
+    std::string counted = "{";
+    for (int k = 0; k < 4; ++k) {
+      if (std::find(names.begin(), names.end(), kNames[k]) == names.end()) continue;
+      std::optional<double> mean;
+      if (count[k]) mean = sum[k] / count[k], defined.emplace_back(kNames[k], *mean);
+      summary.emplace_back(kNames[k], mean);
+      if (counted.size() > 1) counted += ',';
+      counted += fmt::format("\"{}\":{}", kNames[k], count[k]);
+    }
+    std::string line = "{\"eval\":\"rag\",\"metrics\":" + metrics_json(summary) + ",\"items\":" + std::to_string(n_items) +
+                       ",\"counted\":" + counted + "},\"judge\":";
+    json::append_string(line, ev.judge_path());
+    if (o.answer_relevancy) {
+      line += ",\"embed_model\":";
+      json::append_string(line, o.embedder);
+    }
+    line += "}\n";
+    tool.out().write(line);
+    gates.check(tool, defined);
+  });
+  return gates.status(status);
+}
+
+// ------------------------------------------------------------------------------------------------
+// compare
+
+bool lower_is_better(const std::string& metric) {
+  return metric == "perplexity" || metric == "bits_per_byte" || metric == "nll";
+}
+
+int compare_main(int argc, char** argv) {
+  cli::Tool tool("eval compare",
+                 "Compare two evaluations of the same items (what loom eval writes; --per-item files get paired tests): "
+                 "the difference per metric, a paired t-test and a paired bootstrap.");
+  tool.add_output();
+  std::string base_file, new_file;
+  enum class Format { Json, Table } format = Format::Json;
+  uint32_t samples = 1000;
+  uint64_t seed = 0;
+  double alpha = 0.05;
+  bool fail_if_worse = false;
+  CLI::App& app = tool.app();
+  app.add_option("base", base_file, "The evaluation to compare against")->type_name("BASE.json")->required();
+  app.add_option("new", new_file, "The new evaluation")->type_name("NEW.json")->required();
+  tool.add_choice("--format", format, {{"json", Format::Json}, {"table", Format::Table}}, "Output: one JSON object, or a table");
+  app.add_option("--samples", samples, "Bootstrap resamples (0: no bootstrap)")->type_name("N");
+  app.add_option("--seed", seed, "Seed of the bootstrap")->type_name("N");
+  app.add_option("--alpha", alpha, "Significance level for --fail-if-worse")->type_name("P");
+  app.add_flag("--fail-if-worse", fail_if_worse,
+               "Exit 1 when a metric is significantly worse in NEW (t-test p < alpha; without items: any drop)");
+  bool worse = false;
+  int status = tool.run(argc, argv, [&] {
+    eval::Evaluation a = eval::read_evaluation(base_file), b = eval::read_evaluation(new_file);
+    if (!a.kind.empty() && !b.kind.empty() && a.kind != b.kind)
+      throw usage_error(fmt::format("{} is a {} evaluation, {} a {} one", base_file, a.kind, new_file, b.kind));
+    // items in both, by id
+    std::vector<std::pair<size_t, size_t>> common;
+    {
+      std::unordered_map<std::string, size_t> at;
+      for (size_t i = 0; i < a.ids.size(); ++i) at.emplace(a.ids[i], i);
+      for (size_t i = 0; i < b.ids.size(); ++i)
+        if (auto it = at.find(b.ids[i]); it != at.end()) common.emplace_back(it->second, i);
+      if (!a.ids.empty() && !b.ids.empty() && (common.size() != a.ids.size() || common.size() != b.ids.size()))
+        tool.warn("the files share {} items ({} in {}, {} in {}): tests use those", common.size(), a.ids.size(), base_file,
+                  b.ids.size(), new_file);
+    }
+    std::string js = "{\"base\":";
+    json::append_string(js, base_file);
+    js += ",\"new\":";
+    json::append_string(js, new_file);
+    js += ",\"metrics\":{";
+    std::string table = fmt::format("{:<22} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9}\n", "metric", "base", "new", "delta", "items",
+                                    "p(t)", "p(boot)");
+    bool first = true;
+    for (size_t mb = 0; mb < b.metrics.size(); ++mb) {
+      auto& [name, nv] = b.metrics[mb];
+      auto it = std::find_if(a.metrics.begin(), a.metrics.end(), [&](auto& m) { return m.first == name; });
+      if (it == a.metrics.end()) continue;
+      size_t ma = it - a.metrics.begin();
+      double av = it->second;
+      // paired values: both files hold item values for this metric and it is their mean
+      std::vector<double> x, y;
+      auto is_mean = [](const eval::Evaluation& e, size_t m) {
+        if (e.values[m].empty()) return false;
+        double s = 0;
+        size_t n = 0;
+        for (auto& v : e.values[m])
+          if (v) s += *v, ++n;
+        return n > 0 && std::fabs(s / n - e.metrics[m].second) <= 1e-9 * std::max(1.0, std::fabs(s / n));
+      };
+      bool paired = is_mean(a, ma) && is_mean(b, mb);
+      if (paired)
+        for (auto [i, j] : common)
+          if (a.values[ma][i] && b.values[mb][j]) x.push_back(*a.values[ma][i]), y.push_back(*b.values[mb][j]);
+      if (x.empty()) paired = false;
+      eval::PairedTest t;
+      eval::Bootstrap bs;
+      if (paired) {
+        t = eval::paired_ttest(x, y);
+        if (samples) bs = eval::paired_bootstrap(x, y, samples, seed);
+      }
+      double delta = nv - av;
+      bool drop = lower_is_better(name) ? delta > 0 : delta < 0;
+      if (fail_if_worse && drop && (!paired || (t.p && *t.p < alpha))) {
+        worse = true;
+        fmt::print(stderr, "{}: worse: {} {:.6g} -> {:.6g}{}\n", tool.program(), name, av, nv,
+                   paired && t.p ? fmt::format(" (p = {:.3g})", *t.p) : "");
+      }
+      if (!first) js += ',';
+      first = false;
+      json::append_string(js, name);
+      js += ":{\"base\":";
+      append_value(js, av);
+      js += ",\"new\":";
+      append_value(js, nv);
+      js += ",\"delta\":";
+      append_value(js, delta);
+      js += ",\"relative\":";
+      append_value(js, av != 0 ? std::optional<double>(delta / std::fabs(av)) : std::nullopt);
+      if (paired) {
+        js += fmt::format(",\"items\":{},\"t\":", t.n);
+        append_value(js, t.t);
+        js += ",\"p_ttest\":";
+        append_value(js, t.p);
+        if (samples) {
+          js += ",\"p_bootstrap\":";
+          append_value(js, bs.p);
+          js += ",\"ci95\":[";
+          append_value(js, bs.low);
+          js += ',';
+          append_value(js, bs.high);
+          js += ']';
+        }
+      }
+      js += '}';
+      auto num = [](std::optional<double> v, const char* f) { return v ? fmt::format(fmt::runtime(f), *v) : std::string("-"); };
+      table += fmt::format("{:<22} {:>10.4f} {:>10.4f} {:>+10.4f} {:>8} {:>9} {:>9}\n", name, av, nv, delta,
+                           paired ? std::to_string(t.n) : "-", num(paired ? t.p : std::nullopt, "{:.3g}"),
+                           num(paired && samples ? std::optional<double>(bs.p) : std::nullopt, "{:.3g}"));
+    }
+    js += "}}\n";
+    tool.out().write(format == Format::Json ? js : table);
+  });
+  return status == 0 && worse ? 1 : status;
+}
+
+struct Sub {
+  const char* name;
+  int (*main)(int, char**);
+  const char* what;
+};
+const Sub kSubs[] = {
+    {"rag", rag_main, "faithfulness, answer relevancy, context precision and recall (RAGAS), with a local judge"},
+    {"compare", compare_main, "differences between two evaluations, with paired tests"},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string_view first = argc > 1 ? argv[1] : "";
+  for (const Sub& s : kSubs)
+    if (first == s.name) return s.main(argc - 1, argv + 1);
+  if (first == "--help-man") {
+    for (const Sub& s : kSubs) {
+      std::printf(".SS loom eval %s\n", s.name);
+      std::fflush(stdout);
+      std::string name = s.name, flag = "--help-man";
+      char* args[] = {name.data(), flag.data(), nullptr};
+      s.main(2, args);
+    }
+    return 0;
+  }
+  std::string names;
+  for (const Sub& s : kSubs) names += (names.empty() ? "" : ", ") + std::string(s.name);
+  std::string desc = "Evaluate: retrieval runs, generated text, language models and RAG answers, as the reference tools do.\n\n"
+                     "usage: loom eval COMMAND [options]   (loom eval COMMAND --help for its options)\n\ncommands:\n";
+  for (const Sub& s : kSubs) desc += fmt::format("  {:<11}{}\n", s.name, s.what);
+  cli::Tool tool("eval", desc);
+  std::string cmd;
+  tool.app().add_option("command", cmd, names)->type_name("COMMAND");
+  return tool.run(argc, argv, [&] {
+    if (cmd.empty()) throw usage_error(fmt::format("a command is needed: {} (loom eval --help)", names));
+    throw usage_error(fmt::format("unknown command '{}': {}", cmd, names));
+  });
+}
