@@ -73,7 +73,10 @@ PairedTest paired_ttest(const std::vector<double>& base, const std::vector<doubl
     ss += e * e;
   }
   double sd = std::sqrt(ss / (r.n - 1));
-  if (sd == 0) return r;
+  if (sd == 0) {  // every difference the same: certain unless it is 0 (scipy: inf and 0, or nan)
+    if (r.mean_diff != 0) r.t = std::copysign(INFINITY, r.mean_diff), r.p = 0.0;
+    return r;
+  }
   r.t = r.mean_diff / (sd / std::sqrt(static_cast<double>(r.n)));
   r.p = std::min(1.0, 2 * student_t_sf(std::fabs(*r.t), static_cast<double>(r.n - 1)));
   return r;

@@ -8,7 +8,8 @@
 // test over the items both hold:
 //   t-test     Student's paired t-test, two-sided (scipy.stats.ttest_rel): t = mean(d) / (sd(d) /
 //              sqrt(n)), sd with n - 1 degrees of freedom; p from Student's t with n - 1 degrees.
-//              All differences equal (sd 0): t and p are undefined (null), as scipy gives nan.
+//              All differences equal (sd 0): t = ±inf and p = 0, or both undefined (null) when
+//              the differences are all 0, as scipy gives them.
 //   bootstrap  paired bootstrap of the mean difference: `samples` resamples of the items with
 //              replacement (a fixed seed: the same files give the same p), p two-sided as the share
 //              of resampled means at least as far from the observed mean as the observed mean is
