@@ -108,8 +108,8 @@ Bootstrap paired_bootstrap(const std::vector<double>& base, const std::vector<do
   return b;
 }
 
-Evaluation read_evaluation(const std::string& path) {
-  Evaluation ev;
+EvalFile read_evaluation(const std::string& path) {
+  EvalFile ev;
   ev.file = path;
   auto in = io::Input::open(path);
   io::LineReader lines(*in);

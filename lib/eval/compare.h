@@ -27,7 +27,7 @@
 namespace loom::eval {
 
 // An evaluation read back from a file.
-struct Evaluation {
+struct EvalFile {
   std::string file;
   std::string kind;                                        // "retrieval", "text", ... (the "eval" field)
   std::vector<std::pair<std::string, double>> metrics;     // the summary, in file order
@@ -37,7 +37,7 @@ struct Evaluation {
 
 // Reads an evaluation file (loom::Error BadInput naming file and line when it is not one; a file
 // of items without a summary gets the means of its items).
-Evaluation read_evaluation(const std::string& path);
+EvalFile read_evaluation(const std::string& path);
 
 struct PairedTest {
   size_t n = 0;                       // items in both

@@ -97,7 +97,7 @@ TEST(EvalCompare, ReadsItemsAndSummary) {
                              "{\"id\":\"q1\",\"metrics\":{\"map\":0.5,\"P_10\":0.1}}\n"
                              "{\"id\":\"q2\",\"metrics\":{\"map\":0.25,\"P_10\":null}}\n"
                              "{\"eval\":\"retrieval\",\"metrics\":{\"map\":0.375,\"P_10\":0.1},\"queries\":2}\n");
-  eval::Evaluation e = eval::read_evaluation(f);
+  eval::EvalFile e = eval::read_evaluation(f);
   EXPECT_EQ(e.kind, "retrieval");
   ASSERT_EQ(e.metrics.size(), 2u);
   EXPECT_EQ(e.metrics[0].first, "map");

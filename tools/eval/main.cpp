@@ -13,6 +13,7 @@
 #include "loom/cli/tool.h"
 #include "loom/eval/compare.h"
 #include "loom/eval/rag.h"
+#include "loom/eval/retrieval.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
 
@@ -61,6 +62,88 @@ std::string metrics_json(const std::vector<std::pair<std::string, std::optional<
     append_value(s, v);
   }
   return s + '}';
+}
+
+// ------------------------------------------------------------------------------------------------
+// retrieval
+
+int retrieval_main(int argc, char** argv) {
+  cli::Tool tool("eval retrieval",
+                 "Retrieval metrics of a run against relevance judgments, as trec_eval -c computes them (the same "
+                 "values, to the last digit).\n\n"
+                 "QRELS: TREC (qid iter docid rel) or JSONL ({query_id, doc_id, relevance}). RUN: a TREC run (qid Q0 "
+                 "docid rank score tag) or loom-retrieve's records with hits.");
+  tool.add_output();
+  std::string qrels_file, run_file = "-";
+  std::vector<std::string> specs;
+  eval::Options eo;
+  enum class Format { Json, Trec } format = Format::Json;
+  bool per_query = false;
+  Gates gates;
+  CLI::App& app = tool.app();
+  app.add_option("run", run_file, "The run ('-' = stdin; .zst accepted)")->type_name("RUN");
+  app.add_option("--qrels", qrels_file, "Relevance judgments (.zst accepted)")->type_name("QRELS")->required();
+  app.add_option("-m,--metrics", specs,
+                 "Measures (repeatable, comma-separated): trec_eval names (map, ndcg_cut.10, P.5,10, recall.100, "
+                 "recip_rank, Rprec, success.10, map_cut.10, ndcg, num_rel_ret...) or short forms (ndcg@10, P@5, mrr, "
+                 "mrr@10, recall@100); default map,Rprec,recip_rank,P.10,recall.100,ndcg,ndcg_cut.10")
+      ->type_name("SPEC");
+  app.add_option("-l,--relevance-level", eo.relevance_level, "Judged relevance at least this is relevant (trec_eval -l)")
+      ->type_name("N");
+  tool.add_choice("--gain", eo.gain, {{"linear", eval::Gain::Linear}, {"exp", eval::Gain::Exp}},
+                  "nDCG gain: the relevance value (trec_eval) or 2^rel - 1");
+  tool.add_choice("--format", format, {{"json", Format::Json}, {"trec", Format::Trec}},
+                  "Output: a JSON summary, or trec_eval's table");
+  app.add_flag("--per-query,--per-item", per_query, "Each query's values too (before the summary), as trec_eval -q");
+  gates.add(app);
+  int status = tool.run(argc, argv, [&] {
+    gates.validate();
+    if (specs.empty()) specs = {"map,Rprec,recip_rank,P.10,recall.100,ndcg,ndcg_cut.10"};
+    std::vector<eval::Measure> measures = eval::parse_measures(specs);
+    eval::Qrels qrels = eval::read_qrels(qrels_file);
+    eval::Run run = eval::read_run(run_file);
+    eval::Evaluation ev = eval::evaluate(qrels, run, measures, eo);
+    if (ev.num_evaluated == 0)
+      tool.warn("no query is both in the qrels ({} queries) and in the run ({}): every value is 0", ev.num_qrels_queries,
+                ev.num_run_queries);
+    std::vector<std::pair<std::string, double>> all;
+    for (size_t i = 0; i < ev.names.size(); ++i) all.emplace_back(ev.names[i], ev.all[i]);
+    if (format == Format::Trec) {
+      tool.out().write(eval::format_trec(ev, per_query));
+    } else {
+      std::string s;
+      auto values = [&](const std::vector<double>& v) {
+        s += "{";
+        for (size_t i = 0; i < ev.names.size(); ++i) {
+          if (i) s += ',';
+          json::append_string(s, ev.names[i]);
+          s += ':';
+          if (ev.measures[i].integral())
+            json::append_number(s, static_cast<int64_t>(v[i]));
+          else
+            json::append_number(s, v[i]);
+        }
+        s += "}";
+      };
+      if (per_query)
+        for (auto& q : ev.queries) {
+          s = "{\"id\":";
+          json::append_string(s, q.id);
+          s += ",\"metrics\":";
+          values(q.values);
+          s += q.retrieved ? ",\"retrieved\":true}\n" : ",\"retrieved\":false}\n";
+          tool.out().write(s);
+        }
+      s = "{\"eval\":\"retrieval\",\"metrics\":";
+      values(ev.all);
+      s += fmt::format(",\"queries\":{},\"run_queries\":{},\"evaluated\":{},\"relevance_level\":{},\"gain\":\"{}\"}}\n",
+                       ev.num_qrels_queries, ev.num_run_queries, ev.num_evaluated, eo.relevance_level,
+                       eo.gain == eval::Gain::Exp ? "exp" : "linear");
+      tool.out().write(s);
+    }
+    gates.check(tool, all);
+  });
+  return gates.status(status);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -208,7 +291,7 @@ int compare_main(int argc, char** argv) {
                "Exit 1 when a metric is significantly worse in NEW (t-test p < alpha; without items: any drop)");
   bool worse = false;
   int status = tool.run(argc, argv, [&] {
-    eval::Evaluation a = eval::read_evaluation(base_file), b = eval::read_evaluation(new_file);
+    eval::EvalFile a = eval::read_evaluation(base_file), b = eval::read_evaluation(new_file);
     if (!a.kind.empty() && !b.kind.empty() && a.kind != b.kind)
       throw usage_error(fmt::format("{} is a {} evaluation, {} a {} one", base_file, a.kind, new_file, b.kind));
     // items in both, by id
@@ -238,7 +321,7 @@ int compare_main(int argc, char** argv) {
       double av = it->second;
       // paired values: both files hold item values for this metric and it is their mean
       std::vector<double> x, y;
-      auto is_mean = [](const eval::Evaluation& e, size_t m) {
+      auto is_mean = [](const eval::EvalFile& e, size_t m) {
         if (e.values[m].empty()) return false;
         double s = 0;
         size_t n = 0;
@@ -308,6 +391,7 @@ struct Sub {
   const char* what;
 };
 const Sub kSubs[] = {
+    {"retrieval", retrieval_main, "nDCG, MAP, MRR, P@k, recall@k, success@k, R-precision, as trec_eval -c"},
     {"rag", rag_main, "faithfulness, answer relevancy, context precision and recall (RAGAS), with a local judge"},
     {"compare", compare_main, "differences between two evaluations, with paired tests"},
 };
