@@ -14,6 +14,8 @@
 #include "loom/eval/compare.h"
 #include "loom/eval/rag.h"
 #include "loom/eval/retrieval.h"
+#include "loom/eval/text.h"
+#include "loom/core/parallel.h"
 #include "loom/io/json.h"
 #include "loom/io/jsonl.h"
 
@@ -142,6 +144,219 @@ int retrieval_main(int argc, char** argv) {
       tool.out().write(s);
     }
     gates.check(tool, all);
+  });
+  return gates.status(status);
+}
+
+// ------------------------------------------------------------------------------------------------
+// text
+
+// The references of a record: a string, a list of strings, or SQuAD's {"text": [...]}.
+std::vector<std::string> references_of(const chat::Value& v, const std::string& field) {
+  std::vector<std::string> out;
+  const chat::Value* list = &v;
+  if (v.is_dict()) list = v.get("text");
+  if (list && list->is_string()) return {list->str()};
+  if (list && list->is_list()) {
+    for (auto& x : list->items()) {
+      if (!x.is_string()) throw input_error(fmt::format("\"{}\" must hold strings", field));
+      out.push_back(x.str());
+    }
+    return out;
+  }
+  throw input_error(fmt::format("\"{}\" must be a string, a list of strings or {{\"text\": [...]}}", field));
+}
+
+int text_main(int argc, char** argv) {
+  cli::Tool tool("eval text",
+                 "Generated text against references: SQuAD exact match and F1, BLEU and chrF (sacrebleu), ROUGE-1/2/L/Lsum "
+                 "(rouge-score), with the references' defaults and values.\n\n"
+                 "Records: a prediction (prediction, or completion) and references (references, reference or answers: a "
+                 "string, a list, or SQuAD's {\"text\": [...]}). With --ref-text, plain text: a prediction a line, "
+                 "references a line in each file.");
+  tool.add_output();
+  tool.add_on_error();
+  std::string input = "-", metrics = "exact_match,f1,bleu,chrf,rouge", pred_field, ref_field;
+  std::vector<std::string> ref_texts;
+  eval::TextOptions to;
+  enum class Squad { V2, V1 } squad = Squad::V2;
+  bool per_item = false;
+  Gates gates;
+  CLI::App& app = tool.app();
+  app.add_option("input", input, "Records (or predictions, with --ref-text) ('-' = stdin; .zst accepted)")->type_name("FILE");
+  app.add_option("-m,--metrics", metrics, "Metrics, comma-separated: exact_match, f1, bleu, chrf, rouge (all four ROUGE scores)")
+      ->type_name("LIST");
+  app.add_option("--prediction-field", pred_field, "Field of the prediction (default: prediction, else completion)")
+      ->type_name("NAME");
+  app.add_option("--reference-field", ref_field, "Field of the references (default: references, else reference, else answers)")
+      ->type_name("NAME");
+  app.add_option("--ref-text", ref_texts, "Plain-text references, a line per prediction (repeatable: several references)")
+      ->type_name("FILE");
+  tool.add_choice("--squad", squad, {{"v2", Squad::V2}, {"v1", Squad::V1}},
+                  "SQuAD evaluation script: v2.0 (unanswerable items: no reference) or v1.1");
+  tool.add_choice("--tokenize", to.bleu_options.tokenize,
+                  {{"13a", eval::BleuTokenize::T13a}, {"none", eval::BleuTokenize::None}, {"intl", eval::BleuTokenize::Intl},
+                   {"char", eval::BleuTokenize::Char}},
+                  "BLEU tokenizer (sacrebleu's)");
+  app.add_flag("--lowercase", to.bleu_options.lowercase, "BLEU on lowercased text (sacrebleu -lc)");
+  app.add_option("--chrf-word-order", to.chrf_options.word_order, "chrF word n-gram order (2: chrF++)")->type_name("N");
+  app.add_flag("--stem", to.rouge_options.use_stemmer, "ROUGE with the Porter stemmer (rouge-score use_stemmer=True)");
+  app.add_flag("--per-item", per_item, "Each item's values too (before the summary): sentence BLEU and chrF");
+  gates.add(app);
+  int status = tool.run(argc, argv, [&] {
+    gates.validate();
+    to.squad = to.bleu = to.chrf = to.rouge = false;
+    bool em = false, f1 = false;
+    for (auto& m : CLI::detail::split(metrics, ',')) {
+      std::string n = CLI::detail::trim_copy(m);
+      if (n == "exact_match" || n == "em") em = to.squad = true;
+      else if (n == "f1") f1 = to.squad = true;
+      else if (n == "bleu") to.bleu = true;
+      else if (n == "chrf") to.chrf = true;
+      else if (n == "rouge") to.rouge = true;
+      else throw usage_error(fmt::format("no text metric '{}' (exact_match, f1, bleu, chrf, rouge)", n));
+    }
+    to.squad_version = squad == Squad::V1 ? eval::SquadVersion::V1_1 : eval::SquadVersion::V2_0;
+    eval::TextEvaluator ev(to);
+    // the values of an item (or of the summary), on the summary's scales
+    auto values = [&](const eval::SquadScore& sq, double bleu, double chrf, const eval::RougeScores& r, double scale) {
+      std::vector<std::pair<std::string, std::optional<double>>> v;
+      if (em) v.emplace_back("exact_match", sq.exact * scale);
+      if (f1) v.emplace_back("f1", sq.f1 * scale);
+      if (to.bleu) v.emplace_back("bleu", bleu);
+      if (to.chrf) v.emplace_back(to.chrf_options.word_order ? "chrf++" : "chrf", chrf);
+      if (to.rouge)
+        for (auto [name, prf] : {std::pair{"rouge1", &r.rouge1}, {"rouge2", &r.rouge2}, {"rougeL", &r.rougeL}, {"rougeLsum", &r.rougeLsum}})
+          v.emplace_back(name, prf->fmeasure);
+      return v;
+    };
+    std::vector<eval::TextItem> items;
+    std::vector<std::string> ids;
+    std::vector<eval::TextItemScores> scores;
+    std::vector<std::exception_ptr> errors;
+    std::vector<std::pair<std::string, size_t>> places;  // file, line of each item
+    const unsigned threads = tool.common().threads;
+    auto flush = [&] {
+      scores.assign(items.size(), {});
+      errors.assign(items.size(), nullptr);
+      parallel_for(items.size(), threads, [&](size_t i) {
+        try {
+          scores[i] = ev.score(items[i]);
+        } catch (...) {
+          errors[i] = std::current_exception();
+        }
+      });
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (errors[i]) {
+          if (tool.skip_failed(errors[i], places[i].first, places[i].second)) continue;
+        }
+        ev.add(scores[i]);
+        if (per_item) {
+          std::string line = "{\"id\":";
+          json::append_string(line, ids[i]);
+          line += ",\"metrics\":" + metrics_json(values(scores[i].squad, scores[i].bleu.score, scores[i].chrf, scores[i].rouge, 100)) + "}\n";
+          tool.out().write(line);
+        }
+      }
+      items.clear(), ids.clear(), places.clear();
+    };
+    if (!ref_texts.empty()) {
+      // plain text: line i of the input and of each reference file make item i
+      auto in = io::Input::open(input);
+      io::LineReader preds(*in);
+      std::vector<std::unique_ptr<io::Input>> rin;
+      std::vector<io::LineReader> refs;
+      for (auto& f : ref_texts) rin.push_back(io::Input::open(f));
+      for (auto& r : rin) refs.emplace_back(*r);
+      std::string_view line;
+      while (preds.next(line)) {
+        eval::TextItem it{std::string(line), {}};
+        for (size_t k = 0; k < refs.size(); ++k) {
+          std::string_view r;
+          if (!refs[k].next(r))
+            throw input_error(fmt::format("{} has {} lines, the predictions more", ref_texts[k], refs[k].line_number()), ref_texts[k]);
+          it.references.emplace_back(r);
+        }
+        if (!json::valid_utf8(it.prediction)) throw input_error("not UTF-8", in->name(), preds.line_number());
+        ids.push_back(std::to_string(preds.line_number()));
+        places.emplace_back(in->name(), preds.line_number());
+        items.push_back(std::move(it));
+        if (items.size() == 1024) flush();
+      }
+      for (size_t k = 0; k < refs.size(); ++k)
+        if (std::string_view r; refs[k].next(r))
+          throw input_error(fmt::format("more lines than the predictions ({})", preds.line_number()), ref_texts[k], refs[k].line_number());
+    } else {
+      tool.read_records(
+          input, 1024,
+          [&](io::Record&& rec, const std::string& file, size_t line) {
+            try {
+              eval::TextItem it;
+              std::string pf = pred_field;
+              if (pf.empty()) pf = rec.has("prediction") || !rec.has("completion") ? "prediction" : "completion";
+              auto p = rec.get_string(pf);
+              if (!p) throw input_error(fmt::format("no prediction: a \"{}\" string is needed", pf));
+              it.prediction = std::move(*p);
+              std::string rf = ref_field;
+              if (rf.empty())
+                for (const char* n : {"references", "reference", "answers"})
+                  if (rec.has(n)) {
+                    rf = n;
+                    break;
+                  }
+              auto raw = rf.empty() ? std::nullopt : rec.raw(rf);
+              if (!raw) throw input_error(rf.empty() ? "no references (\"references\", \"reference\" or \"answers\")"
+                                                     : fmt::format("no references: no \"{}\"", rf));
+              it.references = references_of(chat::Value::parse_json(*raw), rf);
+              auto id = rec.get_string("id");
+              ids.push_back(id ? *id : std::to_string(line));
+              places.emplace_back(file, line);
+              items.push_back(std::move(it));
+            } catch (Error& e) {
+              e.at(file, line);
+              if (!tool.skip(e)) throw;
+            }
+          },
+          flush);
+    }
+    flush();
+    eval::TextSummary sum = ev.summary();
+    auto v = values(sum.squad, sum.bleu.score, sum.chrf, sum.rouge, 1);
+    std::string line = "{\"eval\":\"text\",\"metrics\":" + metrics_json(v) + fmt::format(",\"items\":{}", sum.items);
+    if (to.squad) line += to.squad_version == eval::SquadVersion::V1_1 ? ",\"squad\":\"v1.1\"" : ",\"squad\":\"v2.0\"";
+    if (to.bleu) {
+      const eval::BleuScore& b = sum.bleu;
+      line += fmt::format(",\"bleu\":{{\"precisions\":[{}],\"bp\":", fmt::join(b.precisions, ","));
+      json::append_number(line, b.bp);
+      line += fmt::format(",\"sys_len\":{},\"ref_len\":{},\"counts\":[{}],\"totals\":[{}],\"signature\":", b.sys_len, b.ref_len,
+                          fmt::join(b.counts, ","), fmt::join(b.totals, ","));
+      json::append_string(line, sum.bleu_signature);
+      line += '}';
+    }
+    if (to.chrf) {
+      line += ",\"chrf\":{\"signature\":";
+      json::append_string(line, sum.chrf_signature);
+      line += '}';
+    }
+    if (to.rouge) {
+      line += fmt::format(",\"rouge\":{{\"stemmer\":{}", to.rouge_options.use_stemmer ? "true" : "false");
+      const eval::RougeScores& r = sum.rouge;
+      for (auto [name, prf] : {std::pair{"rouge1", &r.rouge1}, {"rouge2", &r.rouge2}, {"rougeL", &r.rougeL}, {"rougeLsum", &r.rougeLsum}}) {
+        line += fmt::format(",\"{}\":{{\"precision\":", name);
+        json::append_number(line, prf->precision);
+        line += ",\"recall\":";
+        json::append_number(line, prf->recall);
+        line += ",\"fmeasure\":";
+        json::append_number(line, prf->fmeasure);
+        line += '}';
+      }
+      line += '}';
+    }
+    line += "}\n";
+    tool.out().write(line);
+    std::vector<std::pair<std::string, double>> defined;
+    for (auto& [k, x] : v) defined.emplace_back(k, *x);
+    gates.check(tool, defined);
   });
   return gates.status(status);
 }
@@ -392,6 +607,7 @@ struct Sub {
 };
 const Sub kSubs[] = {
     {"retrieval", retrieval_main, "nDCG, MAP, MRR, P@k, recall@k, success@k, R-precision, as trec_eval -c"},
+    {"text", text_main, "exact match and F1 (SQuAD), BLEU and chrF (sacrebleu), ROUGE (rouge-score)"},
     {"rag", rag_main, "faithfulness, answer relevancy, context precision and recall (RAGAS), with a local judge"},
     {"compare", compare_main, "differences between two evaluations, with paired tests"},
 };
