@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <optional>
 
 #include "loom/chat/value.h"
@@ -30,15 +31,25 @@ struct Gates {
   bool failed = false;
 
   void add(CLI::App& app) {
-    app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE");
-    app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE");
+    app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE")->allow_extra_args(false);
+    app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE")->allow_extra_args(false);
   }
   void validate() const {
     for (auto& s : under) eval::parse_threshold(s);
     for (auto& s : over) eval::parse_threshold(s);
   }
-  void check(cli::Tool& tool, const std::vector<std::pair<std::string, double>>& metrics) {
-    for (const std::string& m : eval::check_thresholds(metrics, under, over)) {
+  // `name` maps a threshold's metric name to the one in the summary (e.g. ndcg@10 -> ndcg_cut_10).
+  void check(cli::Tool& tool, const std::vector<std::pair<std::string, double>>& metrics,
+             const std::function<std::string(const std::string&)>& name = nullptr) {
+    auto renamed = [&](std::vector<std::string> specs) {
+      if (name)
+        for (auto& s : specs) {
+          auto [m, v] = eval::parse_threshold(s);
+          s = name(m) + s.substr(m.size());
+        }
+      return specs;
+    };
+    for (const std::string& m : eval::check_thresholds(metrics, renamed(under), renamed(over))) {
       fmt::print(stderr, "{}: failed: {}\n", tool.program(), m);
       failed = true;
     }
@@ -89,7 +100,8 @@ int retrieval_main(int argc, char** argv) {
                  "Measures (repeatable, comma-separated): trec_eval names (map, ndcg_cut.10, P.5,10, recall.100, "
                  "recip_rank, Rprec, success.10, map_cut.10, ndcg, num_rel_ret...) or short forms (ndcg@10, P@5, mrr, "
                  "mrr@10, recall@100); default map,Rprec,recip_rank,P.10,recall.100,ndcg,ndcg_cut.10")
-      ->type_name("SPEC");
+      ->type_name("SPEC")
+      ->allow_extra_args(false);
   app.add_option("-l,--relevance-level", eo.relevance_level, "Judged relevance at least this is relevant (trec_eval -l)")
       ->type_name("N");
   tool.add_choice("--gain", eo.gain, {{"linear", eval::Gain::Linear}, {"exp", eval::Gain::Exp}},
@@ -143,7 +155,14 @@ int retrieval_main(int argc, char** argv) {
                        eo.gain == eval::Gain::Exp ? "exp" : "linear");
       tool.out().write(s);
     }
-    gates.check(tool, all);
+    gates.check(tool, all, [](const std::string& m) {
+      try {
+        auto ms = eval::parse_measures({m});
+        return ms.size() == 1 ? ms[0].name() : m;
+      } catch (const Error&) {
+        return m;
+      }
+    });
   });
   return gates.status(status);
 }
@@ -191,7 +210,8 @@ int text_main(int argc, char** argv) {
   app.add_option("--reference-field", ref_field, "Field of the references (default: references, else reference, else answers)")
       ->type_name("NAME");
   app.add_option("--ref-text", ref_texts, "Plain-text references, a line per prediction (repeatable: several references)")
-      ->type_name("FILE");
+      ->type_name("FILE")
+      ->allow_extra_args(false);
   tool.add_choice("--squad", squad, {{"v2", Squad::V2}, {"v1", Squad::V1}},
                   "SQuAD evaluation script: v2.0 (unanswerable items: no reference) or v1.1");
   tool.add_choice("--tokenize", to.bleu_options.tokenize,
@@ -274,7 +294,8 @@ int text_main(int argc, char** argv) {
         for (size_t k = 0; k < refs.size(); ++k) {
           std::string_view r;
           if (!refs[k].next(r))
-            throw input_error(fmt::format("{} has {} lines, the predictions more", ref_texts[k], refs[k].line_number()), ref_texts[k]);
+            throw input_error(fmt::format("ends after {} lines; {} has more predictions", refs[k].line_number(), in->name()),
+                              ref_texts[k]);
           it.references.emplace_back(r);
         }
         if (!json::valid_utf8(it.prediction)) throw input_error("not UTF-8", in->name(), preds.line_number());
