@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <optional>
 
@@ -14,7 +15,13 @@
 #include "loom/cli/tool.h"
 #include "loom/eval/compare.h"
 #include "loom/eval/rag.h"
+#include "loom/eval/perplexity.h"
 #include "loom/eval/retrieval.h"
+#include "loom/gguf/gguf.h"
+#include "loom/io/stream.h"
+#include "loom/model/decoder.h"
+#include "loom/model/models_dir.h"
+#include "loom/tokenizer/tokenizer.h"
 #include "loom/eval/text.h"
 #include "loom/core/parallel.h"
 #include "loom/io/json.h"
@@ -383,6 +390,92 @@ int text_main(int argc, char** argv) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// perplexity
+
+int perplexity_main(int argc, char** argv) {
+  cli::Tool tool("eval perplexity",
+                 "The perplexity of a language model on a text, windowed exactly as llama.cpp's llama-perplexity "
+                 "(context chunks whose first half is context only; --stride as its --ppl-stride), with its "
+                 "uncertainty and bits per byte.");
+  tool.add_output();
+  std::string model, file;
+  eval::PerplexityOptions po;
+  bool per_item = false;
+  Gates gates;
+  CLI::App& app = tool.app();
+  app.add_option("-m,--model", model, "A GGUF language model: path or name under $LOOM_MODELS")->type_name("MODEL")->required();
+  app.add_option("file", file, "The text ('-' = stdin; .zst accepted; one final newline is dropped, as llama-perplexity -f does)")
+      ->type_name("FILE")
+      ->required();
+  app.add_option("-c,--ctx", po.n_ctx, "Window (context) size in tokens")->type_name("N");
+  app.add_option("--stride", po.stride, "A window every N tokens, scoring its last N (llama-perplexity --ppl-stride; 0: chunks)")
+      ->type_name("N");
+  app.add_option("--chunks", po.chunks, "Evaluate at most N windows (-1: all)")->type_name("N");
+  app.add_option("-b,--batch", po.n_batch, "Tokens per forward pass")->type_name("N");
+  app.add_flag("--per-item", per_item, "Each window's mean negative log-likelihood too (before the summary)");
+  gates.add(app);
+  int status = tool.run(argc, argv, [&] {
+    gates.validate();
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    auto path = model::find_model(model);
+    if (!path || !fs::is_regular_file(*path, ec))
+      throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", model, model::models_dir()));
+    std::string text = io::read_all(*io::Input::open(file));
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!json::valid_utf8(text))
+      throw input_error(fmt::format("not UTF-8 (byte {})", json::first_invalid_utf8(text)), file == "-" ? "<stdin>" : file);
+    auto gf = std::make_shared<gguf::File>(gguf::File::open(*path));
+    tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*gf, *path);
+    po.threads = tool.common().threads;
+    model::Decoder dec(gf, {.n_ctx = po.n_ctx, .threads = tool.common().threads, .n_seq = 1});
+    cli::Progress progress(tool, "perplexity");
+    eval::PerplexityResult r;
+    try {
+      r = eval::perplexity(dec, tokenizer, text, po, [&](size_t done, size_t total, double ppl) {
+        progress.tick([&] { return fmt::format("window {}/{}: {:.4f}", done, total, ppl); });
+      });
+    } catch (Error& e) {
+      if (e.kind() == Error::Kind::BadInput) e.at(file == "-" ? "<stdin>" : file);  // the text is too short
+      throw;
+    }
+    progress.done();
+    if (per_item)
+      for (size_t i = 0; i < r.window_nll.size(); ++i) {
+        std::string line = fmt::format("{{\"id\":\"{}\",\"metrics\":{{\"nll\":", i + 1);
+        json::append_number(line, r.window_nll[i]);
+        line += ",\"perplexity\":";
+        json::append_number(line, std::exp(r.window_nll[i]));
+        line += "}}\n";
+        tool.out().write(line);
+      }
+    const double nll = r.nll_sum / static_cast<double>(r.scored_tokens);
+    std::vector<std::pair<std::string, double>> metrics = {
+        {"perplexity", r.ppl}, {"nll", nll}, {"bits_per_byte", r.bits_per_byte}};
+    std::string line = "{\"eval\":\"perplexity\",\"metrics\":{\"perplexity\":";
+    json::append_number(line, r.ppl);
+    line += ",\"nll\":";
+    json::append_number(line, nll);
+    line += ",\"bits_per_byte\":";
+    json::append_number(line, r.bits_per_byte);
+    line += "},\"uncertainty\":";
+    json::append_number(line, r.uncertainty);
+    line += fmt::format(",\"tokens\":{},\"scored_tokens\":{},\"bytes\":{},\"windows\":{},\"ctx\":{},\"stride\":{},\"model\":",
+                        r.tokens, r.scored_tokens, r.bytes, r.chunks, r.n_ctx, r.stride);
+    json::append_string(line, *path);
+    line += ",\"running\":[";
+    for (size_t i = 0; i < r.running.size(); ++i) {
+      if (i) line += ',';
+      json::append_number(line, r.running[i]);
+    }
+    line += "]}\n";
+    tool.out().write(line);
+    gates.check(tool, metrics);
+  });
+  return gates.status(status);
+}
+
+// ------------------------------------------------------------------------------------------------
 // rag
 
 int rag_main(int argc, char** argv) {
@@ -629,6 +722,7 @@ struct Sub {
 const Sub kSubs[] = {
     {"retrieval", retrieval_main, "nDCG, MAP, MRR, P@k, recall@k, success@k, R-precision, as trec_eval -c"},
     {"text", text_main, "exact match and F1 (SQuAD), BLEU and chrF (sacrebleu), ROUGE (rouge-score)"},
+    {"perplexity", perplexity_main, "perplexity of a language model on a text, as llama-perplexity"},
     {"rag", rag_main, "faithfulness, answer relevancy, context precision and recall (RAGAS), with a local judge"},
     {"compare", compare_main, "differences between two evaluations, with paired tests"},
 };
