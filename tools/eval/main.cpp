@@ -38,8 +38,8 @@ struct Gates {
   bool failed = false;
 
   void add(CLI::App& app) {
-    app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE")->allow_extra_args(false);
-    app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE")->allow_extra_args(false);
+    app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE")->allow_extra_args(false)->default_str("");
+    app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE")->allow_extra_args(false)->default_str("");
   }
   void validate() const {
     for (auto& s : under) eval::parse_threshold(s);
@@ -108,7 +108,8 @@ int retrieval_main(int argc, char** argv) {
                  "recip_rank, Rprec, success.10, map_cut.10, ndcg, num_rel_ret...) or short forms (ndcg@10, P@5, mrr, "
                  "mrr@10, recall@100); default map,Rprec,recip_rank,P.10,recall.100,ndcg,ndcg_cut.10")
       ->type_name("SPEC")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->default_str("");
   app.add_option("-l,--relevance-level", eo.relevance_level, "Judged relevance at least this is relevant (trec_eval -l)")
       ->type_name("N");
   tool.add_choice("--gain", eo.gain, {{"linear", eval::Gain::Linear}, {"exp", eval::Gain::Exp}},
@@ -218,7 +219,8 @@ int text_main(int argc, char** argv) {
       ->type_name("NAME");
   app.add_option("--ref-text", ref_texts, "Plain-text references, a line per prediction (repeatable: several references)")
       ->type_name("FILE")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->default_str("");
   tool.add_choice("--squad", squad, {{"v2", Squad::V2}, {"v1", Squad::V1}},
                   "SQuAD evaluation script: v2.0 (unanswerable items: no reference) or v1.1");
   tool.add_choice("--tokenize", to.bleu_options.tokenize,
