@@ -186,7 +186,9 @@ std::vector<std::string> check_thresholds(const std::vector<std::pair<std::strin
                                           const std::vector<std::string>& under, const std::vector<std::string>& over) {
   std::vector<std::string> failed;
   auto check = [&](const std::string& spec, bool is_under) {
-    auto [name, limit] = parse_threshold(spec);
+    const auto threshold = parse_threshold(spec);
+    const std::string& name = threshold.first;
+    const double limit = threshold.second;
     auto it = std::find_if(metrics.begin(), metrics.end(), [&](auto& m) { return m.first == name; });
     if (it == metrics.end()) {
       std::vector<std::string> have;
