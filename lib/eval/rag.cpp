@@ -73,7 +73,9 @@ const std::string* text_field(const chat::Value& rec, std::initializer_list<cons
 
 std::vector<RagPrompt> rag_prompts(const std::string& dir) {
   std::vector<RagPrompt> out;
-  for (auto& [name, allowed] : kPlaceholders) {
+  for (const auto& entry : kPlaceholders) {
+    const std::string& name = entry.first;
+    const std::vector<std::string>& allowed = entry.second;
     RagPrompt p{name, "built-in", ""};
     for (const BuiltIn& b : kPrompts)
       if (name == b.name) p.text = b.text;

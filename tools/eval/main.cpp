@@ -645,7 +645,8 @@ int compare_main(int argc, char** argv) {
                                     "p(t)", "p(boot)");
     bool first = true;
     for (size_t mb = 0; mb < b.metrics.size(); ++mb) {
-      auto& [name, nv] = b.metrics[mb];
+      const std::string& name = b.metrics[mb].first;
+      const double nv = b.metrics[mb].second;
       auto it = std::find_if(a.metrics.begin(), a.metrics.end(), [&](auto& m) { return m.first == name; });
       if (it == a.metrics.end()) continue;
       size_t ma = it - a.metrics.begin();
