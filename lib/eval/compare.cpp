@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <random>
+#include <unordered_set>
 
 #include "loom/chat/value.h"
 #include "loom/core/error.h"
@@ -86,7 +87,7 @@ Bootstrap paired_bootstrap(const std::vector<double>& base, const std::vector<do
                            uint64_t seed) {
   Bootstrap b;
   size_t n = std::min(base.size(), next.size());
-  if (n == 0 || samples == 0) return b;
+  if (n < 2 || samples == 0) return b;
   std::vector<double> d(n);
   double observed = 0;
   for (size_t i = 0; i < n; ++i) observed += d[i] = next[i] - base[i];
@@ -116,6 +117,7 @@ EvalFile read_evaluation(const std::string& path) {
   std::string_view line;
   bool summary = false;
   std::vector<std::string> names;  // metrics seen in items, first appearance first
+  std::unordered_set<std::string> seen;
   auto metric_index = [&](const std::string& name) {
     auto it = std::find(names.begin(), names.end(), name);
     if (it != names.end()) return static_cast<size_t>(it - names.begin());
@@ -137,7 +139,9 @@ EvalFile read_evaluation(const std::string& path) {
       throw input_error("not an evaluation line: a JSON object with \"metrics\" (what loom eval writes)", path, at);
     if (summary) throw input_error("a line after the summary (the summary is the last line)", path, at);
     if (const chat::Value* id = v.get("id")) {
-      ev.ids.push_back(id->is_string() ? id->str() : fmt::format("{}", id->as_float()));
+      std::string name = id->is_string() ? id->str() : fmt::format("{}", id->as_float());
+      if (!seen.insert(name).second) throw input_error(fmt::format("item \"{}\" appears twice", name), path, at);
+      ev.ids.push_back(std::move(name));
       for (auto& col : ev.values) col.emplace_back();
       for (auto& [k, x] : m->entries()) {
         if (!x.is_number() && !x.is_none())
@@ -182,7 +186,7 @@ std::pair<std::string, double> parse_threshold(std::string_view spec) {
   return {std::string(spec.substr(0, eq)), v};
 }
 
-std::vector<std::string> check_thresholds(const std::vector<std::pair<std::string, double>>& metrics,
+std::vector<std::string> check_thresholds(const std::vector<std::pair<std::string, std::optional<double>>>& metrics,
                                           const std::vector<std::string>& under, const std::vector<std::string>& over) {
   std::vector<std::string> failed;
   auto check = [&](const std::string& spec, bool is_under) {
@@ -196,8 +200,9 @@ std::vector<std::string> check_thresholds(const std::vector<std::pair<std::strin
       throw usage_error(fmt::format("--fail-{} {}: no metric '{}' in this evaluation (it has: {})", is_under ? "under" : "over",
                                     spec, name, fmt::join(have, ", ")));
     }
-    double v = it->second;
-    if (is_under ? !(v >= limit) : !(v <= limit))
+    if (!it->second)
+      failed.push_back(fmt::format("{} is undefined (no item has a value), so not {} {:.6g}", name, is_under ? "at least" : "at most", limit));
+    else if (double v = *it->second; is_under ? !(v >= limit) : !(v <= limit))
       failed.push_back(fmt::format("{} is {:.6g}, {} {:.6g}", name, v, is_under ? "under" : "over", limit));
   };
   for (auto& s : under) check(s, true);

@@ -14,8 +14,8 @@
 //              replacement (a fixed seed: the same files give the same p), p two-sided as the share
 //              of resampled means at least as far from the observed mean as the observed mean is
 //              from 0 ((1 + count) / (1 + samples): never 0), and the 2.5/97.5 percentile interval.
-// A metric that is not the mean of its item values (BLEU, chrF: corpus statistics) gets the
-// difference only.
+// A metric that is not the mean of its item values (BLEU, chrF: corpus statistics), or held by
+// fewer than 2 items of both files, gets the difference only.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -35,8 +35,8 @@ struct EvalFile {
   std::vector<std::vector<std::optional<double>>> values;  // values[metric][item] (null: none)
 };
 
-// Reads an evaluation file (loom::Error BadInput naming file and line when it is not one; a file
-// of items without a summary gets the means of its items).
+// Reads an evaluation file (loom::Error BadInput naming file and line when it is not one, or an
+// item id appears twice; a file of items without a summary gets the means of its items).
 EvalFile read_evaluation(const std::string& path);
 
 struct PairedTest {
@@ -49,6 +49,7 @@ PairedTest paired_ttest(const std::vector<double>& base, const std::vector<doubl
 struct Bootstrap {
   double p = 1, low = 0, high = 0;  // two-sided p; 95% interval of the mean difference
 };
+// (fewer than 2 pairs: p = 1 and an empty interval; the caller reports no test)
 Bootstrap paired_bootstrap(const std::vector<double>& base, const std::vector<double>& next, uint32_t samples,
                            uint64_t seed);
 
@@ -58,10 +59,10 @@ double student_t_sf(double t, double df);
 // "METRIC=VALUE" (as --fail-under takes it). loom::Error (Usage) when malformed.
 std::pair<std::string, double> parse_threshold(std::string_view spec);
 
-// The metrics of `metrics` that fall below (`under`) or rise above their threshold, as messages
-// "ndcg_cut_10 is 0.41, under 0.45"; a threshold naming a metric that is not there is a usage
-// error listing those that are.
-std::vector<std::string> check_thresholds(const std::vector<std::pair<std::string, double>>& metrics,
+// The metrics of `metrics` that fall below (`under`) or rise above their threshold, or are
+// undefined (nullopt: no item had a value), as messages "ndcg_cut_10 is 0.41, under 0.45"; a
+// threshold naming a metric that is not there is a usage error listing those that are.
+std::vector<std::string> check_thresholds(const std::vector<std::pair<std::string, std::optional<double>>>& metrics,
                                           const std::vector<std::string>& under, const std::vector<std::string>& over);
 
 }  // namespace loom::eval

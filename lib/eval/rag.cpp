@@ -115,7 +115,11 @@ RagItem rag_item(const chat::Value& rec, const std::string& default_id) {
   RagItem it;
   if (!rec.is_dict()) throw input_error("a record is a JSON object");
   const chat::Value* id = rec.get("id");
-  it.id = id && id->is_string() ? id->str() : id && id->is_number() ? fmt::format("{}", id->as_int()) : default_id;
+  it.id = !id                                   ? default_id
+          : id->is_string()                       ? id->str()
+          : id->kind() == chat::Value::Kind::Int  ? std::to_string(id->as_int())
+          : id->kind() == chat::Value::Kind::Float ? fmt::format("{}", id->as_float())
+                                                  : default_id;
   const std::string* q = text_field(rec, {"question", "query", "text"});
   if (!q) throw input_error("no question: a \"question\" (or \"query\", \"text\") string is needed");
   it.question = *q;
@@ -188,7 +192,7 @@ std::vector<std::string> list_lines(const std::string& text) {
     if (digits > d && digits < line.size() && (line[digits] == '.' || line[digits] == ')' || line[digits] == ':'))
       line = trim(line.substr(digits + 1));
     if (line.empty()) continue;
-    if (out.empty() && line.back() == ':' && line.find(' ') == std::string::npos) continue;  // "Statements:"
+    if (out.empty() && line.back() == ':') continue;  // a heading: "Statements:", "Here are 3 questions:"
     out.push_back(std::move(line));
   }
   return out;
@@ -271,10 +275,11 @@ std::string RagJudgment::to_json() const {
     s += ']';
   }
   if (!sentences.empty()) texts("reference_sentences", sentences);
-  if (context_cut) {
-    key("context_cut");
-    s += "true";
-  }
+  for (auto [name, flag] : {std::pair{"context_cut", context_cut}, {"statements_cut", statements_cut}, {"questions_cut", questions_cut}})
+    if (flag) {
+      key(name);
+      s += "true";
+    }
   s += '}';
   return s;
 }
@@ -314,8 +319,8 @@ struct RagEvaluator::Impl {
       if (a.tokens.size() + max_tokens <= opt.n_ctx) return a;
       auto ctx = std::find_if(vars.begin(), vars.end(), [](auto& v) { return v.first == "context"; });
       if (ctx == vars.end() || ctx->second.empty() || tries == 12)
-        throw input_error(fmt::format("the {} prompt has {} tokens: too long for the judge's window of {} (--judge-ctx)", name,
-                                      a.tokens.size(), opt.n_ctx));
+        throw input_error(fmt::format("the {} prompt has {} tokens and its answer may take {}: more than the judge's window of {} "
+                                      "(--judge-ctx)", name, a.tokens.size(), max_tokens, opt.n_ctx));
       double keep = std::max(0.0, 1.0 - (double(a.tokens.size() + max_tokens - opt.n_ctx) + 16) / double(a.tokens.size()));
       size_t n = static_cast<size_t>(ctx->second.size() * std::min(keep, 0.9));
       while (n > 0 && (static_cast<unsigned char>(ctx->second[n]) & 0xC0) == 0x80) --n;  // a whole character
@@ -404,9 +409,28 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
   };
   const size_t kVerdictTokens = 4, kListTokens = 256;
 
+  // Builds an item's asks; an item that cannot be judged (a prompt too long for the window even
+  // with its context cut) gets its error instead, and none of its asks.
+  auto each_item = [&](Asks& asks, size_t i, const std::function<void()>& build) {
+    const size_t before = asks.size();
+    try {
+      build();
+    } catch (const Error& e) {
+      asks.erase(asks.begin() + static_cast<long>(before), asks.end());
+      out[i] = RagJudgment{};
+      out[i].error = e.what();
+    }
+  };
+  // A list's lines; when the judge ran out of tokens, without the last one (cut short).
+  auto lines_of = [](const std::string& text, bool cut) {
+    std::vector<std::string> l = list_lines(text);
+    if (cut && !l.empty()) l.pop_back();
+    return l;
+  };
+
   // Pass 1: everything that depends only on the record.
   Asks asks;
-  for (size_t i = 0; i < items.size(); ++i) {
+  for (size_t i = 0; i < items.size(); ++i) each_item(asks, i, [&] {
     const RagItem& it = items[i];
     RagJudgment& j = out[i];
     auto add = [&](Impl::Ask a, std::function<void(const generate::Completion&)> f) {
@@ -415,10 +439,16 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
     };
     if (o.faithfulness)
       add(m.ask("statements", {{"question", it.question}, {"answer", it.answer}}, kListTokens),
-          [&j](const generate::Completion& c) { j.statements_text = c.text; });
+          [&j](const generate::Completion& c) {
+            j.statements_text = c.text;
+            j.statements_cut = c.finish_reason == "length";
+          });
     if (o.answer_relevancy) {
       add(m.ask("questions", {{"answer", it.answer}, {"n", std::to_string(o.questions)}}, kListTokens),
-          [&j](const generate::Completion& c) { j.questions_text = c.text; });
+          [&j](const generate::Completion& c) {
+            j.questions_text = c.text;
+            j.questions_cut = c.finish_reason == "length";
+          });
       add(m.ask("noncommittal", {{"answer", it.answer}, {"question", it.question}}, kVerdictTokens),
           [&j, &m](const generate::Completion& c) { j.noncommittal = m.verdict(c); });
     }
@@ -438,23 +468,27 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
             [&j, &m, k](const generate::Completion& c) { j.sentences[k].second = m.verdict(c); });
       }
     }
-  }
+  });
   m.run(asks);
 
-  // Pass 2: the statements against the contexts.
+  // Pass 2: the statements against the contexts (without contexts, none is supported).
   asks.clear();
   for (size_t i = 0; o.faithfulness && i < items.size(); ++i) {
-    RagJudgment& j = out[i];
-    std::string ctx = joined(items[i].contexts);
-    for (std::string& s : list_lines(j.statements_text)) {
-      if (j.statements.size() == o.max_statements) break;
-      size_t k = j.statements.size();
-      j.statements.emplace_back(s, Verdict{});
-      Impl::Ask a = m.ask("faithfulness", {{"context", ctx}, {"statement", s}, {"question", items[i].question},
-                                           {"answer", items[i].answer}}, kVerdictTokens);
-      j.context_cut |= a.cut;
-      asks.emplace_back(std::move(a), [&j, &m, k](const generate::Completion& c) { j.statements[k].second = m.verdict(c); });
-    }
+    if (!out[i].error.empty()) continue;
+    each_item(asks, i, [&] {
+      RagJudgment& j = out[i];
+      std::string ctx = joined(items[i].contexts);
+      for (std::string& s : lines_of(j.statements_text, j.statements_cut)) {
+        if (j.statements.size() == o.max_statements) break;
+        size_t k = j.statements.size();
+        j.statements.emplace_back(s, Verdict{.text = "(no contexts)"});
+        if (items[i].contexts.empty()) continue;
+        Impl::Ask a = m.ask("faithfulness", {{"context", ctx}, {"statement", s}, {"question", items[i].question},
+                                             {"answer", items[i].answer}}, kVerdictTokens);
+        j.context_cut |= a.cut;
+        asks.emplace_back(std::move(a), [&j, &m, k](const generate::Completion& c) { j.statements[k].second = m.verdict(c); });
+      }
+    });
   }
   m.run(asks);
 
@@ -463,7 +497,8 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
     std::vector<model::EncoderInput> batch;
     std::vector<std::pair<size_t, size_t>> owner;  // item, question (SIZE_MAX: the item's question)
     for (size_t i = 0; i < items.size(); ++i) {
-      std::vector<std::string> qs = list_lines(out[i].questions_text);
+      if (!out[i].error.empty()) continue;
+      std::vector<std::string> qs = lines_of(out[i].questions_text, out[i].questions_cut);
       if (qs.size() > o.questions) qs.resize(o.questions);
       if (qs.empty()) continue;
       batch.push_back(m.enc->encode_text(items[i].question));
@@ -493,6 +528,7 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
 
   for (size_t i = 0; i < items.size(); ++i) {
     RagJudgment& j = out[i];
+    if (!j.error.empty()) continue;
     if (o.faithfulness && !j.statements.empty()) {
       double yes = 0;
       for (auto& [_, v] : j.statements) yes += v.yes;
@@ -503,7 +539,7 @@ std::vector<RagJudgment> RagEvaluator::evaluate(const std::vector<RagItem>& item
       for (auto& [_, sim] : j.questions) sum += sim;
       j.answer_relevancy = j.noncommittal && j.noncommittal->yes ? 0.0 : sum / j.questions.size();
     }
-    if (o.context_precision && !j.contexts.empty()) {
+    if (o.context_precision) {  // no contexts: 0, as RAGAS's average precision of nothing
       std::vector<int> v;
       for (auto& c : j.contexts) v.push_back(c.yes);
       j.context_precision = average_precision(v);

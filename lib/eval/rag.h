@@ -3,7 +3,7 @@
 //
 //   faithfulness       the judge rewrites the answer as standalone statements (one per line);
 //                      each is judged against the contexts: supported statements / statements.
-//                      No statements: undefined (null).
+//                      No statements: undefined (null). No contexts: nothing is supported (0).
 //   answer_relevancy   the judge writes `questions` questions the answer would answer and says
 //                      whether the answer is noncommittal; the score is the mean cosine
 //                      similarity of the question's embedding with theirs, 0 when noncommittal.
@@ -11,10 +11,10 @@
 //   context_precision  each retrieved context, in rank order, is judged useful or not for arriving
 //                      at the reference answer (the answer when there is none: RAGAS's variant
 //                      without reference); the score is the average precision over the useful
-//                      ones: sum_k (useful in top k / k) * v_k / (useful + 1e-10). No contexts:
-//                      undefined.
+//                      ones: sum_k (useful in top k / k) * v_k / (useful + 1e-10). No contexts: 0.
 //   context_recall     the reference answer split into sentences; each is judged attributable to
-//                      the contexts or not: attributable / sentences. Needs a reference.
+//                      the contexts or not: attributable / sentences. Needs a reference (without
+//                      one: undefined); no contexts: 0.
 //
 // Yes/no judgments are read from the judge's distribution over its first answer token: the
 // probabilities of the tokens that spell the start of "yes" and of "no" (any case, any spacing)
@@ -27,7 +27,9 @@
 // questions (answer, n), noncommittal (answer), context_precision (question, context, reference),
 // context_recall (question, context, sentence). The defaults are built in (lib/eval/prompts/, also
 // installed under share/loom/prompts/eval/); a folder of files with those names replaces them.
-// A context too long for the judge's window is cut at its end (the judgment says so).
+// A context too long for the judge's window is cut at its end (the judgment says so); an item whose
+// prompt is too long even so is not judged (RagJudgment::error). A statements or questions list
+// is read up to 256 tokens, statements up to max_statements; a line cut by that limit is dropped.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -66,7 +68,7 @@ RagItem rag_item(const chat::Value& record, const std::string& default_id);
 // Sentences of a text: ends at . ! ? (followed by space or the end) and at line breaks.
 std::vector<std::string> split_sentences(const std::string& text);
 // The lines of a judge's list (statements, questions): bullets and numbering removed, empty
-// lines and a leading "Statements:"-style heading dropped.
+// lines and a first line that ends in ':' (a heading: "Here are the statements:") dropped.
 std::vector<std::string> list_lines(const std::string& text);
 // RAGAS's average precision of binary verdicts in rank order.
 double average_precision(const std::vector<int>& verdicts);
@@ -100,6 +102,8 @@ struct RagJudgment {
   std::vector<Verdict> contexts;                           // context precision, per context
   std::vector<std::pair<std::string, Verdict>> sentences;  // context recall, per reference sentence
   bool context_cut = false;                                // a context was cut to fit the window
+  bool statements_cut = false, questions_cut = false;  // the list hit its token limit: its last line dropped
+  std::string error;      // not judged: why (a prompt too long for the judge's window)
   // {"statements": [...], ...}: every judgment, for --per-item
   std::string to_json() const;
 };

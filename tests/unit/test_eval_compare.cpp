@@ -130,7 +130,7 @@ TEST(EvalCompare, BadFilesNameTheLine) {
 }
 
 TEST(EvalCompare, Thresholds) {
-  std::vector<std::pair<std::string, double>> m = {{"map", 0.3}, {"perplexity", 12.5}};
+  std::vector<std::pair<std::string, std::optional<double>>> m = {{"map", 0.3}, {"perplexity", 12.5}, {"recall", std::nullopt}};
   EXPECT_TRUE(eval::check_thresholds(m, {"map=0.3"}, {}).empty());  // equal is not under
   EXPECT_EQ(eval::check_thresholds(m, {"map=0.31"}, {}).size(), 1u);
   EXPECT_EQ(eval::check_thresholds(m, {}, {"perplexity=12"}).size(), 1u);
@@ -139,9 +139,11 @@ TEST(EvalCompare, Thresholds) {
     eval::check_thresholds(m, {"ndcg=0.1"}, {});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("map, perplexity"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("map, perplexity, recall"), std::string::npos) << e.what();
     EXPECT_EQ(e.exit_status(), 2);
   }
+  EXPECT_EQ(eval::check_thresholds(m, {"recall=0"}, {}).size(), 1u);  // undefined never passes a gate
+  EXPECT_EQ(eval::check_thresholds(m, {}, {"recall=1"}).size(), 1u);
   EXPECT_THROW(eval::parse_threshold("map"), Error);
   EXPECT_THROW(eval::parse_threshold("map=x"), Error);
   EXPECT_THROW(eval::parse_threshold("=0.3"), Error);

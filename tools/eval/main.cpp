@@ -31,31 +31,33 @@ using namespace loom;
 
 namespace {
 
-// --fail-under / --fail-over: checked once the summary is written; a metric past its threshold
-// is reported on stderr and the exit status is 1.
+// --fail-under / --fail-over: checked once the summary is written; a metric past its threshold,
+// or undefined, is reported on stderr and the exit status is 1.
 struct Gates {
   std::vector<std::string> under, over;
+  // maps a threshold's metric name to the summary's (retrieval: ndcg@10 -> ndcg_cut_10)
+  std::function<std::string(const std::string&)> rename = nullptr;
   bool failed = false;
 
   void add(CLI::App& app) {
     app.add_option("--fail-under", under, "Exit 1 when METRIC is below VALUE (repeatable)")->type_name("METRIC=VALUE")->allow_extra_args(false)->default_str("");
     app.add_option("--fail-over", over, "Exit 1 when METRIC is above VALUE (repeatable; perplexity)")->type_name("METRIC=VALUE")->allow_extra_args(false)->default_str("");
   }
-  void validate() const {
-    for (auto& s : under) eval::parse_threshold(s);
-    for (auto& s : over) eval::parse_threshold(s);
+  std::vector<std::string> renamed(std::vector<std::string> specs) const {
+    if (rename)
+      for (auto& s : specs) {
+        auto t = eval::parse_threshold(s);
+        s = rename(t.first) + s.substr(t.first.size());
+      }
+    return specs;
   }
-  // `name` maps a threshold's metric name to the one in the summary (e.g. ndcg@10 -> ndcg_cut_10).
-  void check(cli::Tool& tool, const std::vector<std::pair<std::string, double>>& metrics,
-             const std::function<std::string(const std::string&)>& name = nullptr) {
-    auto renamed = [&](std::vector<std::string> specs) {
-      if (name)
-        for (auto& s : specs) {
-          auto [m, v] = eval::parse_threshold(s);
-          s = name(m) + s.substr(m.size());
-        }
-      return specs;
-    };
+  // Before the work: each threshold well formed and naming one of the metrics this run reports.
+  void validate(const std::vector<std::string>& names) const {
+    std::vector<std::pair<std::string, std::optional<double>>> none;
+    for (auto& n : names) none.emplace_back(n, std::nullopt);
+    eval::check_thresholds(none, renamed(under), renamed(over));
+  }
+  void check(cli::Tool& tool, const std::vector<std::pair<std::string, std::optional<double>>>& metrics) {
     for (const std::string& m : eval::check_thresholds(metrics, renamed(under), renamed(over))) {
       fmt::print(stderr, "{}: failed: {}\n", tool.program(), m);
       failed = true;
@@ -119,16 +121,26 @@ int retrieval_main(int argc, char** argv) {
   app.add_flag("--per-query,--per-item", per_query, "Each query's values too (before the summary), as trec_eval -q");
   gates.add(app);
   int status = tool.run(argc, argv, [&] {
-    gates.validate();
     if (specs.empty()) specs = {"map,Rprec,recip_rank,P.10,recall.100,ndcg,ndcg_cut.10"};
     std::vector<eval::Measure> measures = eval::parse_measures(specs);
+    gates.rename = [](const std::string& m) {  // ndcg@10=0.4 is ndcg_cut_10=0.4
+      try {
+        auto ms = eval::parse_measures({m});
+        return ms.size() == 1 ? ms[0].name() : m;
+      } catch (const Error&) {
+        return m;
+      }
+    };
+    std::vector<std::string> names;
+    for (auto& m : measures) names.push_back(m.name());
+    gates.validate(names);
     eval::Qrels qrels = eval::read_qrels(qrels_file);
     eval::Run run = eval::read_run(run_file);
     eval::Evaluation ev = eval::evaluate(qrels, run, measures, eo);
     if (ev.num_evaluated == 0)
       tool.warn("no query is both in the qrels ({} queries) and in the run ({}): every value is 0", ev.num_qrels_queries,
                 ev.num_run_queries);
-    std::vector<std::pair<std::string, double>> all;
+    std::vector<std::pair<std::string, std::optional<double>>> all;
     for (size_t i = 0; i < ev.names.size(); ++i) all.emplace_back(ev.names[i], ev.all[i]);
     if (format == Format::Trec) {
       tool.out().write(eval::format_trec(ev, per_query));
@@ -163,14 +175,7 @@ int retrieval_main(int argc, char** argv) {
                        eo.gain == eval::Gain::Exp ? "exp" : "linear");
       tool.out().write(s);
     }
-    gates.check(tool, all, [](const std::string& m) {
-      try {
-        auto ms = eval::parse_measures({m});
-        return ms.size() == 1 ? ms[0].name() : m;
-      } catch (const Error&) {
-        return m;
-      }
-    });
+    gates.check(tool, all);
   });
   return gates.status(status);
 }
@@ -233,12 +238,11 @@ int text_main(int argc, char** argv) {
   app.add_flag("--per-item", per_item, "Each item's values too (before the summary): sentence BLEU and chrF");
   gates.add(app);
   int status = tool.run(argc, argv, [&] {
-    gates.validate();
     to.squad = to.bleu = to.chrf = to.rouge = false;
     bool em = false, f1 = false;
     for (auto& m : CLI::detail::split(metrics, ',')) {
       std::string n = CLI::detail::trim_copy(m);
-      if (n == "exact_match" || n == "em") em = to.squad = true;
+      if (n == "exact_match") em = to.squad = true;
       else if (n == "f1") f1 = to.squad = true;
       else if (n == "bleu") to.bleu = true;
       else if (n == "chrf") to.chrf = true;
@@ -253,12 +257,15 @@ int text_main(int argc, char** argv) {
       if (em) v.emplace_back("exact_match", sq.exact * scale);
       if (f1) v.emplace_back("f1", sq.f1 * scale);
       if (to.bleu) v.emplace_back("bleu", bleu);
-      if (to.chrf) v.emplace_back(to.chrf_options.word_order ? "chrf++" : "chrf", chrf);
+      if (to.chrf) v.emplace_back("chrf" + std::string(std::max(0, to.chrf_options.word_order), '+'), chrf);  // chrF++: 2
       if (to.rouge)
         for (auto [name, prf] : {std::pair{"rouge1", &r.rouge1}, {"rouge2", &r.rouge2}, {"rougeL", &r.rougeL}, {"rougeLsum", &r.rougeLsum}})
           v.emplace_back(name, prf->fmeasure);
       return v;
     };
+    std::vector<std::string> names;
+    for (auto& [k, x] : values({}, 0, 0, {}, 1)) names.push_back(k);
+    gates.validate(names);
     std::vector<eval::TextItem> items;
     std::vector<std::string> ids;
     std::vector<eval::TextItemScores> scores;
@@ -305,6 +312,7 @@ int text_main(int argc, char** argv) {
           if (!refs[k].next(r))
             throw input_error(fmt::format("ends after {} lines; {} has more predictions", refs[k].line_number(), in->name()),
                               ref_texts[k]);
+          if (!json::valid_utf8(r)) throw input_error("not UTF-8", ref_texts[k], refs[k].line_number());
           it.references.emplace_back(r);
         }
         if (!json::valid_utf8(it.prediction)) throw input_error("not UTF-8", in->name(), preds.line_number());
@@ -338,8 +346,8 @@ int text_main(int argc, char** argv) {
               if (!raw) throw input_error(rf.empty() ? "no references (\"references\", \"reference\" or \"answers\")"
                                                      : fmt::format("no references: no \"{}\"", rf));
               it.references = references_of(chat::Value::parse_json(*raw), rf);
-              auto id = rec.get_string("id");
-              ids.push_back(id ? *id : std::to_string(line));
+              auto id = rec.raw("id");
+              ids.push_back(!id ? std::to_string(line) : (*id)[0] == '"' ? *rec.get_string("id") : std::string(*id));
               places.emplace_back(file, line);
               items.push_back(std::move(it));
             } catch (Error& e) {
@@ -352,6 +360,10 @@ int text_main(int argc, char** argv) {
     flush();
     eval::TextSummary sum = ev.summary();
     auto v = values(sum.squad, sum.bleu.score, sum.chrf, sum.rouge, 1);
+    if (sum.items == 0) {
+      tool.warn("no items: every metric is undefined (null)");
+      for (auto& [k, x] : v) x.reset();
+    }
     std::string line = "{\"eval\":\"text\",\"metrics\":" + metrics_json(v) + fmt::format(",\"items\":{}", sum.items);
     if (to.squad) line += to.squad_version == eval::SquadVersion::V1_1 ? ",\"squad\":\"v1.1\"" : ",\"squad\":\"v2.0\"";
     if (to.bleu) {
@@ -384,9 +396,7 @@ int text_main(int argc, char** argv) {
     }
     line += "}\n";
     tool.out().write(line);
-    std::vector<std::pair<std::string, double>> defined;
-    for (auto& [k, x] : v) defined.emplace_back(k, *x);
-    gates.check(tool, defined);
+    gates.check(tool, v);
   });
   return gates.status(status);
 }
@@ -417,7 +427,7 @@ int perplexity_main(int argc, char** argv) {
   app.add_flag("--per-item", per_item, "Each window's mean negative log-likelihood too (before the summary)");
   gates.add(app);
   int status = tool.run(argc, argv, [&] {
-    gates.validate();
+    gates.validate({"perplexity", "nll", "bits_per_byte"});
     namespace fs = std::filesystem;
     std::error_code ec;
     auto path = model::find_model(model);
@@ -452,7 +462,7 @@ int perplexity_main(int argc, char** argv) {
         tool.out().write(line);
       }
     const double nll = r.nll_sum / static_cast<double>(r.scored_tokens);
-    std::vector<std::pair<std::string, double>> metrics = {
+    std::vector<std::pair<std::string, std::optional<double>>> metrics = {
         {"perplexity", r.ppl}, {"nll", nll}, {"bits_per_byte", r.bits_per_byte}};
     std::string line = "{\"eval\":\"perplexity\",\"metrics\":{\"perplexity\":";
     json::append_number(line, r.ppl);
@@ -510,7 +520,6 @@ int rag_main(int argc, char** argv) {
   app.add_flag("--per-item", per_item, "Write one line per record (metrics and every judgment) before the summary");
   gates.add(app);
   int status = tool.run(argc, argv, [&] {
-    gates.validate();
     o.faithfulness = o.answer_relevancy = o.context_precision = o.context_recall = false;
     std::vector<std::string> names;
     for (auto& m : CLI::detail::split(metrics, ',')) {
@@ -522,10 +531,12 @@ int rag_main(int argc, char** argv) {
       else throw usage_error(fmt::format("no RAG metric '{}' (faithfulness, answer_relevancy, context_precision, context_recall)", n));
       names.push_back(n);
     }
-    if (batch == 0 || o.parallel == 0) throw usage_error("--batch and --parallel must be at least 1");
+    gates.validate(names);
+    if (batch == 0 || o.parallel == 0 || o.questions == 0) throw usage_error("--batch, --parallel and --questions must be at least 1");
     o.threads = tool.common().threads;
     eval::RagEvaluator ev(o);
     std::vector<eval::RagItem> items;
+    std::vector<std::pair<std::string, size_t>> places;  // file, line of each item
     std::vector<double> sum(4, 0);
     std::vector<size_t> count(4, 0);
     size_t n_items = 0;
@@ -535,6 +546,12 @@ int rag_main(int argc, char** argv) {
       std::vector<eval::RagJudgment> js = ev.evaluate(items);
       for (size_t i = 0; i < items.size(); ++i) {
         const eval::RagJudgment& j = js[i];
+        if (!j.error.empty()) {  // the items before it are written; with --on-error skip, so are those after
+          Error e = input_error(j.error, places[i].first, places[i].second);
+          if (tool.skip(e)) continue;
+          throw e;
+        }
+        ++n_items;
         std::optional<double> vals[4] = {j.faithfulness, j.answer_relevancy, j.context_precision, j.context_recall};
         std::vector<std::pair<std::string, std::optional<double>>> row;
         const char* kNames[4] = {"faithfulness", "answer_relevancy", "context_precision", "context_recall"};
@@ -551,8 +568,8 @@ int rag_main(int argc, char** argv) {
           tool.out().write(line);
         }
       }
-      n_items += items.size();
       items.clear();
+      places.clear();
       progress.tick([&] { return fmt::format("{} records", n_items); });
     };
     tool.read_records(
@@ -560,6 +577,7 @@ int rag_main(int argc, char** argv) {
         [&](io::Record&& rec, const std::string& file, size_t line) {
           try {
             items.push_back(eval::rag_item(chat::Value::parse_json(rec.to_json()), std::to_string(line)));
+            places.emplace_back(file, line);
           } catch (Error& e) {
             e.at(file, line);
             if (!tool.skip(e)) throw;
@@ -568,13 +586,12 @@ int rag_main(int argc, char** argv) {
         flush);
     progress.done();
     std::vector<std::pair<std::string, std::optional<double>>> summary;
-    std::vector<std::pair<std::string, double>> defined;
     const char* kNames[4] = {"faithfulness", "answer_relevancy", "context_precision", "context_recall"};
     std::string counted = "{";
     for (int k = 0; k < 4; ++k) {
       if (std::find(names.begin(), names.end(), kNames[k]) == names.end()) continue;
       std::optional<double> mean;
-      if (count[k]) mean = sum[k] / count[k], defined.emplace_back(kNames[k], *mean);
+      if (count[k]) mean = sum[k] / count[k];
       summary.emplace_back(kNames[k], mean);
       if (counted.size() > 1) counted += ',';
       counted += fmt::format("\"{}\":{}", kNames[k], count[k]);
@@ -588,7 +605,7 @@ int rag_main(int argc, char** argv) {
     }
     line += "}\n";
     tool.out().write(line);
-    gates.check(tool, defined);
+    gates.check(tool, summary);
   });
   return gates.status(status);
 }
@@ -622,6 +639,8 @@ int compare_main(int argc, char** argv) {
                "Exit 1 when a metric is significantly worse in NEW (t-test p < alpha; without items: any drop)");
   bool worse = false;
   int status = tool.run(argc, argv, [&] {
+    if (!(alpha > 0 && alpha < 1)) throw usage_error(fmt::format("--alpha {} must lie between 0 and 1", alpha));
+    if (samples > 1000000) throw usage_error(fmt::format("--samples {}: at most 1000000", samples));
     eval::EvalFile a = eval::read_evaluation(base_file), b = eval::read_evaluation(new_file);
     if (!a.kind.empty() && !b.kind.empty() && a.kind != b.kind)
       throw usage_error(fmt::format("{} is a {} evaluation, {} a {} one", base_file, a.kind, new_file, b.kind));
@@ -648,7 +667,10 @@ int compare_main(int argc, char** argv) {
       const std::string& name = b.metrics[mb].first;
       const double nv = b.metrics[mb].second;
       auto it = std::find_if(a.metrics.begin(), a.metrics.end(), [&](auto& m) { return m.first == name; });
-      if (it == a.metrics.end()) continue;
+      if (it == a.metrics.end()) {
+        tool.warn("{} is only in {}", name, new_file);
+        continue;
+      }
       size_t ma = it - a.metrics.begin();
       double av = it->second;
       // paired values: both files hold item values for this metric and it is their mean
@@ -665,7 +687,7 @@ int compare_main(int argc, char** argv) {
       if (paired)
         for (auto [i, j] : common)
           if (a.values[ma][i] && b.values[mb][j]) x.push_back(*a.values[ma][i]), y.push_back(*b.values[mb][j]);
-      if (x.empty()) paired = false;
+      if (x.size() < 2) paired = false;  // nothing to test on fewer than 2 pairs
       eval::PairedTest t;
       eval::Bootstrap bs;
       if (paired) {
@@ -713,6 +735,15 @@ int compare_main(int argc, char** argv) {
     }
     js += "}}\n";
     tool.out().write(format == Format::Json ? js : table);
+    for (auto& am : a.metrics)  // a metric gone from NEW
+      if (const std::string& name = am.first;
+          std::none_of(b.metrics.begin(), b.metrics.end(), [&](auto& m) { return m.first == name; })) {
+        tool.warn("{} is only in {}", name, base_file);
+        if (fail_if_worse) {
+          worse = true;
+          fmt::print(stderr, "{}: worse: {} is missing from {}\n", tool.program(), name, new_file);
+        }
+      }
   });
   return status == 0 && worse ? 1 : status;
 }
