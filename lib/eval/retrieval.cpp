@@ -43,6 +43,7 @@ struct TextStore {
 
   std::string_view bytes() const { return owned.empty() ? file.view() : std::string_view(owned); }
   std::string_view keep(std::string_view s) {
+    if (s.empty()) return {};
     if (s.size() > left) {
       size_t n = std::max<size_t>(s.size(), 1 << 20);
       blocks.push_back(std::make_unique<char[]>(n));
