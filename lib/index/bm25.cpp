@@ -37,6 +37,7 @@
 
 #include "loom/core/error.h"
 #include "loom/core/mapped_file.h"
+#include "loom/text/python_chars.h"
 #include "loom/text/utf8.h"
 
 namespace loom::index {
@@ -45,71 +46,15 @@ namespace {
 
 // ---- Unicode: Python's str.lower() and re's \w ----------------------------------------------------
 //
-// Character data comes from utf8proc. Python's \w (str patterns) is str.isalnum() or '_': the
-// letters L*, the numbers N* (Nd, Nl, No) and '_'; combining marks (Mn, Mc, Me) are not word
-// characters. str.lower() is the simple lowercase mapping except for U+0130 (-> "i\u0307", the
-// one unconditional multi-character lowercase of SpecialCasing.txt) and U+03A3, which becomes
-// final sigma U+03C2 in the Final_Sigma context (handle_capital_sigma in CPython's
-// unicodeobject.c): preceded by a cased character and not followed by one, case-ignorable
-// characters skipped both ways. Case_Ignorable and Cased are derived core properties; below they
-// are computed from utf8proc's general categories plus the few code points that PropList.txt
-// (Other_Lowercase, Other_Uppercase) and WordBreakProperty.txt (MidLetter, MidNumLet,
-// Single_Quote) add. tests/unit/test_bm25.cpp checks all three against Python on every code
-// point (tests/reference/golden/bm25/unicode.json).
+// The character classes are text::py's (lib/text/python_chars.h). str.lower() is the simple
+// lowercase mapping (utf8proc) except for U+0130 (-> "i\u0307", the one unconditional
+// multi-character lowercase of SpecialCasing.txt) and U+03A3, final sigma U+03C2 in the
+// Final_Sigma context. tests/unit/test_bm25.cpp checks them against Python on every code point
+// (tests/reference/golden/bm25/unicode.json).
 
-bool is_word(char32_t c) {
-  if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_case_ignorable(char32_t c) {
-  switch (c) {  // Word_Break MidLetter, MidNumLet, Single_Quote
-    case 0x27: case 0x2E: case 0x3A: case 0xB7: case 0x387: case 0x55F: case 0x5F4: case 0x2018:
-    case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07:
-    case 0xFF0E: case 0xFF1A:
-      return true;
-    default:
-      break;
-  }
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_SK:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Cased, for characters that are not case-ignorable (the only ones the sigma rule asks about).
-bool is_cased(char32_t c) {
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-      return true;
-    default:
-      break;
-  }
-  // Other_Lowercase / Other_Uppercase outside Lm (Lm is case-ignorable): ordinal indicators,
-  // Roman numerals, circled and squared Latin letters.
-  return c == 0xAA || c == 0xBA || (c >= 0x2160 && c <= 0x217F) || (c >= 0x24B6 && c <= 0x24E9) ||
-         (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
-}
+using text::py::is_case_ignorable;
+using text::py::is_cased;
+using text::py::is_word;
 
 constexpr char32_t kReplacement = 0xFFFD;
 
