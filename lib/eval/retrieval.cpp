@@ -192,9 +192,10 @@ size_t split_fields(std::string_view line, std::string_view* fields, size_t max)
   }
 }
 
-// Calls fn(line, line_number) for every line that is not blank or a '#' comment.
+// Calls fn(line, line_number) for every line of text that is not blank (whitespace only), the
+// line without its leading whitespace; `comments`: lines starting with '#' are skipped too.
 template <typename Fn>
-void for_each_line(std::string_view text, Fn&& fn) {
+void for_each_line(std::string_view text, bool comments, Fn&& fn) {
   const char* p = text.data();
   const char* end = p + text.size();
   size_t line_no = 0;
@@ -206,8 +207,8 @@ void for_each_line(std::string_view text, Fn&& fn) {
     p = nl + 1;
     size_t i = 0;
     while (i < line.size() && is_space(line[i])) ++i;
-    if (i == line.size() || line[i] == '#') continue;
-    fn(line, line_no);
+    if (i == line.size() || (comments && line[i] == '#')) continue;
+    fn(line.substr(i), line_no);
   }
 }
 
@@ -215,26 +216,15 @@ void for_each_line(std::string_view text, Fn&& fn) {
 template <typename Fn>
 void for_each_record(std::string_view text, const std::string& name, Fn&& fn) {
   io::Record rec;
-  const char* p = text.data();
-  const char* end = p + text.size();
-  size_t line_no = 0;
-  while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (!nl) nl = end;
-    ++line_no;
-    std::string_view line(p, static_cast<size_t>(nl - p));
-    p = nl + 1;
-    while (!line.empty() && (is_space(line.back()))) line.remove_suffix(1);
-    size_t i = 0;
-    while (i < line.size() && is_space(line[i])) ++i;
-    if (i == line.size()) continue;
+  for_each_line(text, false, [&](std::string_view line, size_t line_no) {
+    while (!line.empty() && is_space(line.back())) line.remove_suffix(1);
     try {
-      rec = io::Record::parse(line.substr(i));
+      rec = io::Record::parse(line);
       fn(rec, line_no);
     } catch (Error& e) {
       throw e.at(name, line_no);
     }
-  }
+  });
 }
 
 // ---- compact JSON (as a Record holds it: validated, no insignificant whitespace) ------------------
@@ -351,7 +341,7 @@ Qrels parse_qrels_store(std::shared_ptr<TextStore> store, const std::string& nam
   bool jsonl = looks_like_jsonl(text);
   std::vector<std::vector<size_t>> lines;  // JSONL: per query, the line of each judgment
   if (!jsonl) {
-    for_each_line(text, [&](std::string_view line, size_t line_no) {
+    for_each_line(text, true, [&](std::string_view line, size_t line_no) {
       std::string_view f[4];
       size_t n = split_fields(line, f, 4);
       if (n != 4)
@@ -413,7 +403,7 @@ Run parse_run_store(std::shared_ptr<TextStore> store, const std::string& name) {
   bool jsonl = looks_like_jsonl(text);
   std::vector<size_t> query_line;  // JSONL: the record of each query
   if (!jsonl) {
-    for_each_line(text, [&](std::string_view line, size_t line_no) {
+    for_each_line(text, true, [&](std::string_view line, size_t line_no) {
       std::string_view f[6];
       size_t n = split_fields(line, f, 6);
       if (n != 6)

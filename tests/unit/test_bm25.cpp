@@ -31,6 +31,7 @@
 #include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/text/utf8.h"
+#include "golden_json.h"
 
 using namespace loom;
 using index::Analyzer;
@@ -41,83 +42,8 @@ namespace {
 
 const std::string kGolden = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/bm25/";
 
-// ---- a small JSON reader for the golden files -----------------------------------------------------
-
-struct J {
-  enum Kind { Null, Bool, Num, Str, Arr, Obj } kind = Null;
-  double num = 0;
-  std::string str;
-  std::vector<J> arr;
-  std::vector<std::pair<std::string, J>> obj;
-  const J& operator[](std::string_view key) const {
-    for (const auto& [k, v] : obj)
-      if (k == key) return v;
-    throw std::runtime_error("golden: no field " + std::string(key));
-  }
-  std::vector<std::string> strings() const {
-    std::vector<std::string> out;
-    for (const auto& v : arr) out.push_back(v.str);
-    return out;
-  }
-};
-
-struct JParser {
-  std::string_view s;
-  size_t i = 0;
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
-  }
-  J value() {
-    ws();
-    J v;
-    if (i >= s.size()) throw std::runtime_error("golden: bad JSON");
-    char c = s[i];
-    if (c == '{') {
-      v.kind = J::Obj;
-      ++i;
-      ws();
-      if (s[i] == '}') return ++i, v;
-      for (;;) {
-        J key = value();
-        ws();
-        ++i;  // ':'
-        J val = value();
-        v.obj.emplace_back(key.str, std::move(val));
-        ws();
-        if (s[i++] == '}') return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = J::Arr;
-      ++i;
-      ws();
-      if (s[i] == ']') return ++i, v;
-      for (;;) {
-        v.arr.push_back(value());
-        ws();
-        if (s[i++] == ']') return v;
-      }
-    }
-    if (c == '"') {
-      size_t b = i++;
-      while (s[i] != '"') i += s[i] == '\\' ? 2 : 1;
-      ++i;
-      v.kind = J::Str;
-      json::unescape_string(s.substr(b, i - b), v.str);
-      return v;
-    }
-    if (s.substr(i, 4) == "null") return i += 4, v;
-    if (s.substr(i, 4) == "true") return i += 4, v.kind = J::Bool, v.num = 1, v;
-    if (s.substr(i, 5) == "false") return i += 5, v.kind = J::Bool, v;
-    size_t b = i;
-    while (i < s.size() && std::strchr("+-0123456789.eE", s[i])) ++i;
-    v.kind = J::Num;
-    v.num = std::strtod(std::string(s.substr(b, i - b)).c_str(), nullptr);
-    return v;
-  }
-};
-
-J parse(std::string_view s) { return JParser{s}.value(); }
+using golden::J;
+using golden::parse;
 
 std::vector<J> read_jsonl(const std::string& path) {
   auto in = io::Input::open(path);

@@ -23,6 +23,7 @@
 #include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/text/utf8.h"
+#include "golden_json.h"
 
 using namespace loom;
 using namespace loom::eval;
@@ -31,82 +32,14 @@ namespace {
 
 const std::string kGolden = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/eval_text/";
 
-// ---- a small JSON reader for the golden files -----------------------------------------------------
-
-struct J {
-  enum Kind { Null, Bool, Num, Str, Arr, Obj } kind = Null;
-  double num = 0;
-  std::string str;
-  std::vector<J> arr;
-  std::vector<std::pair<std::string, J>> obj;
-  const J& operator[](std::string_view key) const {
-    for (const auto& [k, v] : obj)
-      if (k == key) return v;
-    throw std::runtime_error("golden: no field " + std::string(key));
-  }
-  const J& operator[](size_t i) const { return arr.at(i); }
-  std::vector<std::string> strings() const {
-    std::vector<std::string> out;
-    for (const auto& v : arr) out.push_back(v.str);
-    return out;
-  }
-};
-
-struct JParser {
-  std::string_view s;
-  size_t i = 0;
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
-  }
-  J value() {
-    ws();
-    J v;
-    if (i >= s.size()) throw std::runtime_error("golden: bad JSON");
-    char c = s[i];
-    if (c == '{' || c == '[') {
-      bool obj = c == '{';
-      v.kind = obj ? J::Obj : J::Arr;
-      ++i;
-      ws();
-      if (s[i] == (obj ? '}' : ']')) return ++i, v;
-      for (;;) {
-        if (obj) {
-          J key = value();
-          ws();
-          ++i;  // ':'
-          v.obj.emplace_back(key.str, value());
-        } else {
-          v.arr.push_back(value());
-        }
-        ws();
-        if (s[i++] == (obj ? '}' : ']')) return v;
-      }
-    }
-    if (c == '"') {
-      size_t b = i++;
-      while (s[i] != '"') i += s[i] == '\\' ? 2 : 1;
-      ++i;
-      v.kind = J::Str;
-      json::unescape_string(s.substr(b, i - b), v.str);
-      return v;
-    }
-    if (s.substr(i, 4) == "null") return i += 4, v;
-    if (s.substr(i, 4) == "true") return i += 4, v.kind = J::Bool, v.num = 1, v;
-    if (s.substr(i, 5) == "false") return i += 5, v.kind = J::Bool, v;
-    size_t b = i;
-    while (i < s.size() && std::strchr("+-0123456789.eE", s[i])) ++i;
-    v.kind = J::Num;
-    v.num = std::strtod(std::string(s.substr(b, i - b)).c_str(), nullptr);
-    return v;
-  }
-};
+using golden::J;
 
 std::string slurp(const std::string& path) {
   auto in = io::Input::open(path);
   return io::read_all(*in);
 }
 
-J read_json(const std::string& name) { return JParser{slurp(kGolden + name)}.value(); }
+J read_json(const std::string& name) { return golden::parse(slurp(kGolden + name)); }
 
 std::vector<J> read_jsonl(const std::string& name) {
   std::string all = slurp(kGolden + name);
@@ -114,7 +47,7 @@ std::vector<J> read_jsonl(const std::string& name) {
   for (size_t b = 0; b < all.size();) {
     size_t e = all.find('\n', b);
     if (e == std::string::npos) e = all.size();
-    if (e > b) out.push_back(JParser{std::string_view(all).substr(b, e - b)}.value());
+    if (e > b) out.push_back(golden::parse(std::string_view(all).substr(b, e - b)));
     b = e + 1;
   }
   return out;
