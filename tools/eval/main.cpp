@@ -781,7 +781,7 @@ int main(int argc, char** argv) {
   for (const Sub& s : kSubs) names += (names.empty() ? "" : ", ") + std::string(s.name);
   std::string desc = "Evaluate: retrieval runs, generated text, language models and RAG answers, as the reference tools do.\n\n"
                      "usage: loom eval COMMAND [options]   (loom eval COMMAND --help for its options)\n\ncommands:\n";
-  for (const Sub& s : kSubs) desc += fmt::format("  {:<11}{}\n", s.name, s.what);
+  for (const Sub& s : kSubs) desc += fmt::format("  {:<12}{}\n", s.name, s.what);
   cli::Tool tool("eval", desc);
   std::string cmd;
   tool.app().add_option("command", cmd, names)->type_name("COMMAND");
