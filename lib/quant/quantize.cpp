@@ -1,0 +1,517 @@
+// ggml's reference quantizers, re-derived so that every float operation happens in the same order
+// and precision as in ggml-quants.c (llama.cpp as vendored in llama-cpp-python 0.3.36). Notes on
+// what that takes:
+//   - no fused multiply-add anywhere: a*b + c must round twice, as it does in ggml-base (built
+//     for baseline x86-64, no FMA); hence no FP contraction in this file (below);
+//   - integer literals in float expressions (d = max / -8, nmax / (max - min)) are float
+//     conversions of exact integers, which is what C's usual conversions do there too;
+//   - ggml's float→small-integer casts ((int8_t)(x + 8.5f), (uint8_t)(x + 0.5f)) compile to a
+//     truncating float→int32 conversion whose low byte is kept; trunc_i32 reproduces that, NaN
+//     and out-of-range values included, so this file has no undefined conversions;
+//   - "round to nearest" in the K types is the add-1.5·2^23 trick (ties to even), not roundf.
+#include "loom/quant/quantize.h"
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "loom/core/error.h"
+#include "loom/tensor/dequant.h"
+
+// ggml rounds every product and sum separately; contracting a*b + c into one fused multiply-add
+// changes bytes (Q4_K and Q5_K on the goldens, with -march=native). The pragmas turn contraction
+// off for this file whatever the build flags (as lib/index/bm25.cpp does).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace loom::quant {
+
+using namespace kernels;
+
+namespace {
+
+// ============================== scalar helpers ==============================
+
+// float → int32 truncating toward zero, like x86-64's cvttss2si: NaN and values outside int32's
+// range give INT32_MIN (whose low byte is 0).
+inline int32_t trunc_i32(float v) {
+  if (!(v > -2147483904.0f && v < 2147483648.0f)) return INT32_MIN;
+  return static_cast<int32_t>(v);
+}
+
+// Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the rounded integer
+// in the low mantissa bits of the sum (offset by 2^22). Outside that range (and for NaN) the bit
+// arithmetic still runs and returns what ggml's nearest_int returns.
+inline int nearest_int(float v) {
+  const float shifted = v + 12582912.0f;
+  const int32_t bits = std::bit_cast<int32_t>(shifted);
+  return (bits & 0x007fffff) - 0x00400000;
+}
+
+inline float half_to_float(uint16_t h) { return tensor::f16_to_f32(h); }
+
+inline void put_half(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
+
+// ============================== 32-element types ==============================
+
+// The element of largest magnitude, with its sign (the first one on ties); 0 for none.
+inline float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+inline void min_max(const float* x, int n, float& lo, float& hi) {
+  lo = FLT_MAX;
+  hi = -FLT_MAX;
+  for (int j = 0; j < n; ++j) {
+    if (x[j] < lo) lo = x[j];
+    if (x[j] > hi) hi = x[j];
+  }
+}
+
+void q8_0(const float* x, BlockQ8_0* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQK) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK; ++j) {
+      const float a = std::fabs(x[j]);
+      amax = amax > a ? amax : a;  // a NaN replaces amax here, as in ggml's MAX macro
+    }
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(trunc_i32(std::round(x[j] * id)));
+  }
+}
+
+// Symmetric 4/5-bit: d = max / -half, q = trunc(x / d + half + 0.5) capped at 2*half - 1.
+template <int kHalf>
+inline void symmetric_codes(const float* x, float& d, uint8_t q[kQK]) {
+  d = signed_absmax(x, kQK) / static_cast<float>(-kHalf);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < kQK; ++j) {
+    const int8_t t = static_cast<int8_t>(trunc_i32(x[j] * id + (kHalf + 0.5f)));
+    q[j] = static_cast<uint8_t>(std::min(2 * kHalf - 1, int{t}));
+  }
+}
+
+void q4_0(const float* x, BlockQ4_0* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQK) {
+    float d;
+    uint8_t q[kQK];
+    symmetric_codes<8>(x, d, q);
+    y[b].d = f32_to_f16(d);
+    for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK / 2] << 4));
+  }
+}
+
+// The 5th bits of 32 codes, bit j for element j, as ggml's little-endian uint32.
+inline void pack_q5(const uint8_t q[kQK], uint8_t qh[4], uint8_t qs[kQK / 2]) {
+  uint32_t h = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    qs[j] = static_cast<uint8_t>((q[j] & 0x0f) | ((q[j + kQK / 2] & 0x0f) << 4));
+    h |= uint32_t((q[j] >> 4) & 1) << j;
+    h |= uint32_t((q[j + kQK / 2] >> 4) & 1) << (j + kQK / 2);
+  }
+  for (int k = 0; k < 4; ++k) qh[k] = static_cast<uint8_t>(h >> (8 * k));
+}
+
+void q5_0(const float* x, BlockQ5_0* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQK) {
+    float d;
+    uint8_t q[kQK];
+    symmetric_codes<16>(x, d, q);
+    y[b].d = f32_to_f16(d);
+    pack_q5(q, y[b].qh, y[b].qs);
+  }
+}
+
+// Asymmetric: m = min, d = (max - min) / levels, q = trunc((x - m) / d + 0.5). Q4_1 caps q at 15
+// after an int8 cast; Q5_1 takes the low byte with no cap (ggml's two casts differ).
+void q4_1(const float* x, BlockQ4_1* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQK) {
+    float lo, hi;
+    min_max(x, kQK, lo, hi);
+    const float d = (hi - lo) / 15.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    y[b].m = f32_to_f16(lo);
+    uint8_t q[kQK];
+    for (int j = 0; j < kQK; ++j) {
+      const int8_t t = static_cast<int8_t>(trunc_i32((x[j] - lo) * id + 0.5f));
+      q[j] = static_cast<uint8_t>(std::min(15, int{t}));
+    }
+    for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK / 2] << 4));
+  }
+}
+
+void q5_1(const float* x, BlockQ5_1* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQK) {
+    float lo, hi;
+    min_max(x, kQK, lo, hi);
+    const float d = (hi - lo) / 31.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_f16(d);
+    y[b].m = f32_to_f16(lo);
+    uint8_t q[kQK];
+    for (int j = 0; j < kQK; ++j) q[j] = static_cast<uint8_t>(trunc_i32((x[j] - lo) * id + 0.5f));
+    pack_q5(q, y[b].qh, y[b].qs);
+  }
+}
+
+// ============================== K types ==============================
+
+constexpr float kGroupEps = 1e-15f;  // below this max |x|, a group is all zeros (ggml's GROUP_MAX_EPS)
+
+// Asymmetric fit of n values to codes 0..nmax: x ≈ scale * L - min_out, weighted squared error.
+// Starts from the plain (max - min) / nmax grid, then tries nstep + 1 stretched grids
+// (nmax + rmin + rdelta*is levels over the range); for each it solves the weighted least-squares
+// scale and offset for the codes that grid gives (offset forced to <= 0 in x terms, i.e. a
+// non-negative min_out) and keeps the candidate with the smallest error. Returns the scale;
+// *min_out receives the (non-negative) amount subtracted. Codes go to L (aux: scratch of n).
+float fit_asymmetric(int n, int nmax, const float* x, const float* w, uint8_t* L, float* min_out, uint8_t* aux,
+                     float rmin, float rdelta, int nstep) {
+  float lo = x[0], hi = x[0];
+  float sum_w = w[0];
+  float sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi == lo) {
+    std::fill(L, L + n, uint8_t{0});
+    *min_out = -lo;
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / (hi - lo);
+  float scale = 1 / iscale;
+  float best_err = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax));
+    const float diff = scale * L[i] + lo - x[i];
+    best_err += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (hi - lo);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
+      aux[i] = static_cast<uint8_t>(l);
+      const float wl = w[i] * static_cast<float>(l);
+      sum_l += wl;
+      sum_l2 += wl * static_cast<float>(l);
+      sum_xl += wl * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float s = (sum_w * sum_xl - sum_x * sum_l) / det;
+    float m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (m > 0) {
+      m = 0;
+      s = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const float diff = s * aux[i] + m - x[i];
+      err += w[i] * (diff * diff);
+    }
+    if (err < best_err) {
+      std::copy(aux, aux + n, L);
+      best_err = err;
+      scale = s;
+      lo = m;
+    }
+  }
+  *min_out = -lo;
+  return scale;
+}
+
+// Symmetric fit of n values to codes -nmax..nmax-1 (stored as L + nmax), weights x²: the scale
+// that maps the largest-magnitude value to -nmax, then 18 nearby grids (nmax ± 0.1..0.9 levels);
+// the least-squares scale of the best candidate is returned (0 for an all-zero group).
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+  float amax = 0, max = 0;
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    if (a > amax) {
+      amax = a;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupEps) {
+    std::fill(L, L + n, int8_t{0});
+    return 0.0f;
+  }
+  auto code = [nmax](float v) { return std::clamp(nearest_int(v), -nmax, nmax - 1); };
+  // Sums of w·x·l and w·l² for the codes of one grid, with ggml's association order.
+  auto sums = [&](float iscale, float& sumlx, float& suml2) {
+    sumlx = 0;
+    suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const float l = static_cast<float>(code(iscale * x[i]));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+  };
+  float iscale = static_cast<float>(-nmax) / max;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(code(iscale * x[i]) + nmax);
+  float sumlx, suml2;
+  sums(iscale, sumlx, suml2);
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    sums(iscale, sumlx, suml2);
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(code(iscale * x[i]) + nmax);
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// 6-bit scale j and min j out of Q4_K/Q5_K's 12 packed bytes.
+inline void unpack_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Shared by Q4_K and Q5_K: fits each 32-wide sub-block, quantizes the eight scales and mins to
+// 6 bits against the super-block's d and dmin, then recomputes the codes (0..nmax) of each
+// sub-block from the rounded scales. Writes d, dmin, scales[12]; codes to L[256].
+void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, uint16_t& d_out, uint16_t& dmin_out,
+                        uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
+  constexpr int kSub = kQKK / 32;
+  float scales[kSub], mins[kSub], w[32];
+  uint8_t aux[32];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < kSub; ++j) {
+    const float* xs = x + 32 * j;
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+    const float av_x = std::sqrt(sum_x2 / 32.0f);
+    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
+    scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, rmin, 0.1f, nstep);
+    if (scales[j] > max_scale) max_scale = scales[j];
+    if (mins[j] > max_min) max_min = mins[j];
+  }
+  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  for (int j = 0; j < kSub; ++j) {
+    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+    const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      packed[j] = ls;
+      packed[j + 4] = lm;
+    } else {
+      packed[j + 4] = static_cast<uint8_t>((ls & 0x0f) | ((lm & 0x0f) << 4));
+      packed[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  d_out = f32_to_f16(max_scale / 63.0f);
+  dmin_out = f32_to_f16(max_min / 63.0f);
+  const float d_all = half_to_float(d_out), dmin_all = half_to_float(dmin_out);
+  for (int j = 0; j < kSub; ++j) {
+    uint8_t sc, m;
+    unpack_scale_min(j, packed, sc, m);
+    const float d = d_all * sc;
+    if (d == 0) continue;  // keep the codes of the fit
+    const float dm = dmin_all * m;
+    for (int l = 0; l < 32; ++l)
+      L[32 * j + l] = static_cast<uint8_t>(std::clamp(nearest_int((x[32 * j + l] + dm) / d), 0, nmax));
+  }
+}
+
+void q4_k(const float* x, BlockQ4_K* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQKK) {
+    uint8_t L[kQKK];
+    k_scales_and_codes(x, 15, -1.0f, 20, y[b].d, y[b].dmin, y[b].scales, L);
+    // 64 elements per 32 bytes: low nibbles the first 32, high nibbles the next 32.
+    for (int c = 0; c < kQKK / 64; ++c)
+      for (int l = 0; l < 32; ++l)
+        y[b].qs[32 * c + l] = static_cast<uint8_t>(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+  }
+}
+
+void q5_k(const float* x, BlockQ5_K* y, size_t nb) {
+  for (size_t b = 0; b < nb; ++b, x += kQKK) {
+    uint8_t L[kQKK];
+    k_scales_and_codes(x, 31, -0.5f, 15, y[b].d, y[b].dmin, y[b].scales, L);
+    // As Q4_K for the low 4 bits; the 5th bit of element 64c + l (+32) is bit 2c (2c + 1) of qh[l].
+    std::memset(y[b].qh, 0, sizeof y[b].qh);
+    for (int c = 0; c < kQKK / 64; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t lo = L[64 * c + l], hi = L[64 * c + 32 + l];
+        y[b].qs[32 * c + l] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
+        y[b].qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+      }
+    }
+  }
+}
+
+void q6_k(const float* x, BlockQ6_K* y, size_t nb) {
+  constexpr int kSub = kQKK / 16;
+  for (size_t b = 0; b < nb; ++b, x += kQKK) {
+    int8_t L[kQKK];
+    float scales[kSub];
+    float max_scale = 0, max_abs = 0;
+    for (int j = 0; j < kSub; ++j) {
+      scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
+      if (std::fabs(scales[j]) > max_abs) {
+        max_abs = std::fabs(scales[j]);
+        max_scale = scales[j];
+      }
+    }
+    if (max_abs < kGroupEps) {
+      std::memset(&y[b], 0, sizeof y[b]);
+      continue;
+    }
+    const float iscale = -128.0f / max_scale;
+    y[b].d = f32_to_f16(1 / iscale);
+    for (int j = 0; j < kSub; ++j) y[b].scales[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * scales[j])));
+    const float d_all = half_to_float(y[b].d);
+    for (int j = 0; j < kSub; ++j) {
+      const float d = d_all * y[b].scales[j];
+      if (d == 0) continue;  // keep the codes of the fit
+      for (int l = 0; l < 16; ++l)
+        L[16 * j + l] = static_cast<int8_t>(std::clamp(nearest_int(x[16 * j + l] / d), -32, 31) + 32);
+    }
+    // Per 128 elements: ql holds low nibbles (elements l and l+64 in one byte; l+32 and l+96 in
+    // the byte 32 later), qh the top two bits of l, l+32, l+64, l+96 at bits 0, 2, 4, 6.
+    for (int c = 0; c < kQKK / 128; ++c) {
+      const int8_t* q = L + 128 * c;
+      uint8_t* ql = y[b].ql + 64 * c;
+      uint8_t* qh = y[b].qh + 32 * c;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = static_cast<uint8_t>((q[l] & 0x0f) | ((q[l + 64] & 0x0f) << 4));
+        ql[l + 32] = static_cast<uint8_t>((q[l + 32] & 0x0f) | ((q[l + 96] & 0x0f) << 4));
+        qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) |
+                                     ((q[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+constexpr GgmlType kSupported[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
+                                   GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                                   GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+}  // namespace
+
+// ============================== public ==============================
+
+uint16_t f32_to_f16(float f) {
+  const uint32_t w = std::bit_cast<uint32_t>(f);
+  const uint16_t sign = static_cast<uint16_t>((w >> 16) & 0x8000);
+  const uint32_t a = w & 0x7fffffff;
+  if (a > 0x7f800000u) return sign | 0x7e00;   // NaN: the canonical quiet NaN, payload dropped
+  if (a >= 0x477ff000u) return sign | 0x7c00;  // at least 65520: rounds to infinity
+  const uint32_t e = a >> 23;
+  uint32_t h, rest, tie;
+  if (e < 113) {  // below 2^-14: a multiple of 2^-24 (or zero)
+    if (e < 102) return sign;  // below 2^-25: rounds to zero
+    const uint32_t m = (a & 0x7fffff) | 0x800000;
+    const uint32_t shift = 126 - e;  // 14..24
+    h = m >> shift;
+    rest = m & ((1u << shift) - 1);
+    tie = 1u << (shift - 1);
+  } else {
+    h = ((e - 112) << 10) | ((a >> 13) & 0x3ff);
+    rest = a & 0x1fff;
+    tie = 0x1000;
+  }
+  if (rest > tie || (rest == tie && (h & 1))) ++h;  // a carry into the exponent is right too
+  return static_cast<uint16_t>(sign | h);
+}
+
+uint16_t f32_to_bf16(float f) {
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  if ((u & 0x7fffffff) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN: set quiet bit
+  return static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+bool can_quantize(GgmlType t) { return std::find(std::begin(kSupported), std::end(kSupported), t) != std::end(kSupported); }
+
+std::string quantizable_types() {
+  std::string s;
+  for (GgmlType t : kSupported) {
+    if (!s.empty()) s += ", ";
+    s += type_name(t);
+  }
+  return s;
+}
+
+size_t row_bytes(GgmlType t, size_t n) {
+  if (!can_quantize(t)) {
+    const char* name = type_name(t);
+    throw usage_error("cannot quantize to " + (name ? std::string(name) : "type " + std::to_string(uint32_t(t))) +
+                      "; supported types: " + quantizable_types());
+  }
+  const TypeSize ts = type_size(t);
+  if (n % ts.block_elems)
+    throw usage_error(std::string(type_name(t)) + ": " + std::to_string(n) + " elements is not a multiple of the block size " +
+                      std::to_string(ts.block_elems));
+  return n / ts.block_elems * ts.block_bytes;
+}
+
+void quantize_row(GgmlType t, const float* x, void* dst, size_t n) {
+  row_bytes(t, n);  // validates type and size
+  const size_t nb = n / type_size(t).block_elems;
+  switch (t) {
+    case GgmlType::F32: std::memcpy(dst, x, n * sizeof(float)); return;
+    case GgmlType::F16:
+    case GgmlType::BF16: {
+      auto* out = static_cast<uint8_t*>(dst);
+      for (size_t i = 0; i < n; ++i) put_half(out + 2 * i, t == GgmlType::F16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]));
+      return;
+    }
+    default: break;
+  }
+  // The block types are written to an aligned buffer of whole blocks, then copied: dst needs no
+  // alignment. Chunks keep the buffer small.
+  const size_t bb = type_size(t).block_bytes, be = type_size(t).block_elems;
+  constexpr size_t kChunkBytes = 1 << 15;
+  const size_t per_chunk = std::max<size_t>(1, kChunkBytes / bb);
+  alignas(16) static thread_local uint8_t buf[kChunkBytes + 512];
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t b0 = 0; b0 < nb; b0 += per_chunk) {
+    const size_t k = std::min(per_chunk, nb - b0);
+    const float* xs = x + b0 * be;
+    switch (t) {
+      case GgmlType::Q8_0: q8_0(xs, reinterpret_cast<BlockQ8_0*>(buf), k); break;
+      case GgmlType::Q4_0: q4_0(xs, reinterpret_cast<BlockQ4_0*>(buf), k); break;
+      case GgmlType::Q4_1: q4_1(xs, reinterpret_cast<BlockQ4_1*>(buf), k); break;
+      case GgmlType::Q5_0: q5_0(xs, reinterpret_cast<BlockQ5_0*>(buf), k); break;
+      case GgmlType::Q5_1: q5_1(xs, reinterpret_cast<BlockQ5_1*>(buf), k); break;
+      case GgmlType::Q4_K: q4_k(xs, reinterpret_cast<BlockQ4_K*>(buf), k); break;
+      case GgmlType::Q5_K: q5_k(xs, reinterpret_cast<BlockQ5_K*>(buf), k); break;
+      case GgmlType::Q6_K: q6_k(xs, reinterpret_cast<BlockQ6_K*>(buf), k); break;
+      default: break;
+    }
+    std::memcpy(out + b0 * bb, buf, k * bb);
+  }
+}
+
+}  // namespace loom::quant
