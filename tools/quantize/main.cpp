@@ -1,17 +1,21 @@
-// loom-quantize — a GGUF model to another tensor type, as llama-quantize --pure does.
+// loom-quantize — a GGUF model to another tensor type, as llama-quantize does (with or without --pure).
 //
 // Every weight tensor that llama.cpp would quantize (2-D and 3-D tensors whose name ends in
 // "weight", except norms, position embeddings, token types and a few small ones: the rules of
-// tensor_allows_quantization in llama.cpp's llama-quant.cpp) becomes --type, or the type of the
-// first --tensor-type pattern its name matches; the others keep their type and bytes. A tensor
-// whose row length is not a whole number of blocks of its target falls back as llama.cpp's
-// tensor_type_fallback does (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, then F16 when even that does
-// not fit). Source tensors are dequantized to float32 (lib/tensor) and quantized row by row
-// (lib/quant, bytes identical to ggml's quantizers); a tensor whose type does not change is
+// tensor_allows_quantization in llama.cpp's llama-quant.cpp) gets a target type: the type of the
+// first --tensor-type pattern its name matches, else the default type of the file type (--type),
+// which, without --pure, llama.cpp's mix rules (llama_tensor_get_type_impl, mirrored by mix_type
+// below for the file types loom can write) may raise for some tensors: output.weight (and
+// token_embd when the embeddings are tied) to Q6_K, attn_v and ffn_down of some layers for the
+// K-quant mixes. A tensor whose row length is not a whole number of blocks of its target falls back
+// as llama.cpp's tensor_type_fallback does (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, then F16 when
+// even that does not fit). Source tensors are dequantized to float32 (lib/tensor) and quantized row
+// by row (lib/quant, bytes identical to ggml's quantizers); a tensor whose type does not change is
 // copied. Metadata is copied, general.quantization_version (2) and general.file_type (llama.h's
 // LLAMA_FTYPE_*) set at the end, as llama.cpp writes them. The output is written atomically.
 //
-// Mixed presets (Q4_K_M ...) and importance matrices are not implemented yet.
+// Not implemented: the mixes built on Q2_K / Q3_K (loom cannot write those types), IQ types and
+// importance matrices.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -35,29 +39,48 @@ struct Options {
   std::string input, output;
   std::string type;
   std::vector<std::string> tensor_types;
+  bool pure = false;
   bool dry_run = false;
 };
 
-// The pure types, their names and the general.file_type llama-quantize writes for them (llama.h:
-// "Q4_K" and "Q5_K" are llama-quantize's aliases of Q4_K_M and Q5_K_M, which --pure turns into
-// all-Q4_K / all-Q5_K files labelled 15 and 17).
-struct PureType {
+// The tensor types loom writes (for --tensor-type, as llama-quantize's parse_ggml_type).
+struct TypeName {
+  const char* name;
+  GgmlType type;
+};
+constexpr TypeName kTypes[] = {
+    {"F32", GgmlType::F32},   {"F16", GgmlType::F16},   {"BF16", GgmlType::BF16}, {"Q8_0", GgmlType::Q8_0},
+    {"Q4_0", GgmlType::Q4_0}, {"Q4_1", GgmlType::Q4_1}, {"Q5_0", GgmlType::Q5_0}, {"Q5_1", GgmlType::Q5_1},
+    {"Q4_K", GgmlType::Q4_K}, {"Q5_K", GgmlType::Q5_K}, {"Q6_K", GgmlType::Q6_K},
+};
+
+// llama.h's LLAMA_FTYPE_MOSTLY_* numbers of the file types loom writes.
+enum Ftype : uint32_t {
+  F_F32 = 0, F_F16 = 1, F_Q4_0 = 2, F_Q4_1 = 3, F_Q8_0 = 7, F_Q5_0 = 8, F_Q5_1 = 9,
+  F_Q4_K_S = 14, F_Q4_K_M = 15, F_Q5_K_S = 16, F_Q5_K_M = 17, F_Q6_K = 18, F_BF16 = 32,
+};
+
+// The file types of --type (llama-quantize's QUANT_OPTIONS names, "Q4_K" and "Q5_K" its aliases
+// of Q4_K_M and Q5_K_M), their default tensor type (llama_ftype_get_default_type) and the
+// general.file_type written.
+struct FileType {
   const char* name;
   GgmlType type;
   uint32_t ftype;
 };
-constexpr PureType kPure[] = {
-    {"F32", GgmlType::F32, 0},    {"F16", GgmlType::F16, 1},    {"BF16", GgmlType::BF16, 32},
-    {"Q8_0", GgmlType::Q8_0, 7},  {"Q4_0", GgmlType::Q4_0, 2},  {"Q4_1", GgmlType::Q4_1, 3},
-    {"Q5_0", GgmlType::Q5_0, 8},  {"Q5_1", GgmlType::Q5_1, 9},  {"Q4_K", GgmlType::Q4_K, 15},
-    {"Q5_K", GgmlType::Q5_K, 17}, {"Q6_K", GgmlType::Q6_K, 18},
+constexpr FileType kFileTypes[] = {
+    {"F32", GgmlType::F32, F_F32},       {"F16", GgmlType::F16, F_F16},       {"BF16", GgmlType::BF16, F_BF16},
+    {"Q8_0", GgmlType::Q8_0, F_Q8_0},    {"Q4_0", GgmlType::Q4_0, F_Q4_0},    {"Q4_1", GgmlType::Q4_1, F_Q4_1},
+    {"Q5_0", GgmlType::Q5_0, F_Q5_0},    {"Q5_1", GgmlType::Q5_1, F_Q5_1},    {"Q4_K_S", GgmlType::Q4_K, F_Q4_K_S},
+    {"Q4_K_M", GgmlType::Q4_K, F_Q4_K_M}, {"Q4_K", GgmlType::Q4_K, F_Q4_K_M}, {"Q5_K_S", GgmlType::Q5_K, F_Q5_K_S},
+    {"Q5_K_M", GgmlType::Q5_K, F_Q5_K_M}, {"Q5_K", GgmlType::Q5_K, F_Q5_K_M}, {"Q6_K", GgmlType::Q6_K, F_Q6_K},
 };
 
-// llama-quantize's names that are not (yet) loom's: mixes and types loom cannot write.
+// llama-quantize's file types that loom does not write: the mixes built on Q2_K / Q3_K, IQ, TQ ...
 constexpr const char* kNotYet[] = {
-    "Q2_K",    "Q2_K_S",  "Q3_K",    "Q3_K_S",  "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S",
-    "Q5_K_M",  "IQ1_S",   "IQ1_M",   "IQ2_XXS", "IQ2_XS", "IQ2_S",  "IQ2_M",  "IQ3_XXS", "IQ3_XS",
-    "IQ3_S",   "IQ3_M",   "IQ4_NL",  "IQ4_XS",  "TQ1_0",  "TQ2_0",  "MXFP4_MOE", "NVFP4", "COPY",
+    "Q2_K",   "Q2_K_S", "Q3_K",   "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ1_S",     "IQ1_M", "IQ2_XXS", "IQ2_XS",
+    "IQ2_S",  "IQ2_M",  "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M",  "IQ4_NL",    "IQ4_XS", "TQ1_0",  "TQ2_0",
+    "MXFP4_MOE", "NVFP4", "COPY",
 };
 
 std::string upper(std::string s) {
@@ -65,23 +88,31 @@ std::string upper(std::string s) {
   return s;
 }
 
-std::string valid_types() {
+template <class T>
+std::string names(const T& table) {
   std::string s;
-  for (const auto& p : kPure) s += (s.empty() ? "" : ", ") + std::string(p.name);
+  for (const auto& p : table) s += (s.empty() ? "" : ", ") + std::string(p.name);
   return s;
 }
 
-// `what` is the argument as written up to the type ("--type ", "--tensor-type attn_q=").
-const PureType& parse_type(const std::string& what, const std::string& word, bool presets) {
+const FileType& parse_file_type(const std::string& word) {
   const std::string u = upper(word);
-  for (const auto& p : kPure)
+  for (const auto& p : kFileTypes)
     if (u == p.name) return p;
   for (const char* n : kNotYet)
-    if (presets && u == n)
-      throw usage_error(fmt::format("{}{}: not supported yet (this version writes the pure types: {}; "
-                                    "mixed presets and importance matrices are to come)",
-                                    what, word, valid_types()));
-  throw usage_error(fmt::format("{}{}: unknown type (valid: {})", what, word, valid_types()));
+    if (u == n)
+      throw usage_error(fmt::format("--type {}: not implemented (it needs tensor types loom cannot write: Q2_K, Q3_K, "
+                                    "IQ*, TQ*, ...; valid: {})",
+                                    word, names(kFileTypes)));
+  throw usage_error(fmt::format("--type {}: unknown type (valid: {})", word, names(kFileTypes)));
+}
+
+GgmlType parse_tensor_type(const std::string& arg, const std::string& word) {
+  const std::string u = upper(word);
+  for (const auto& p : kTypes)
+    if (u == p.name) return p.type;
+  (void)word;
+  throw usage_error(fmt::format("--tensor-type {}: unknown type (valid: {})", arg, names(kTypes)));
 }
 
 // ggml_n_dims: trailing dimensions of 1 do not count.
@@ -124,6 +155,121 @@ GgmlType fallback(GgmlType target, uint64_t ncols) {
   return r;
 }
 
+// llama.cpp's tensor_category and tensor_get_category: the first of these names that the tensor's
+// name contains (output and token embeddings: the whole name).
+enum class Cat { Output, TokenEmbd, AttnQkv, AttnKvB, AttnV, AttnK, AttnQ, AttnOutput, FfnUp, FfnGate, FfnDown, Other };
+
+Cat category(const std::string& name) {
+  if (name == "output.weight") return Cat::Output;
+  if (name == "token_embd.weight" || name == "per_layer_token_embd.weight") return Cat::TokenEmbd;
+  constexpr std::pair<const char*, Cat> kParts[] = {
+      {"attn_qkv.weight", Cat::AttnQkv}, {"attn_kv_b.weight", Cat::AttnKvB}, {"attn_v.weight", Cat::AttnV},
+      {"attn_k.weight", Cat::AttnK},     {"attn_q.weight", Cat::AttnQ},      {"attn_output.weight", Cat::AttnOutput},
+      {"ffn_up", Cat::FfnUp},            {"ffn_gate", Cat::FfnGate},         {"ffn_down", Cat::FfnDown},
+  };
+  for (const auto& [part, c] : kParts)
+    if (name.find(part) != std::string::npos) return c;
+  return Cat::Other;
+}
+
+// category_is_attn_v: the value projections, which the mixes keep at more bits.
+bool is_attn_v(Cat c) { return c == Cat::AttnV || c == Cat::AttnQkv || c == Cat::AttnKvB; }
+
+// What the mix rules read of the model and count along the way (llama.cpp's quantize_state_impl,
+// init_quantize_state_counters): the value projections (all of them, and those seen so far) and
+// the ffn_down tensors seen so far out of block_count.
+struct MixState {
+  uint32_t ftype = 0;
+  std::string arch;
+  int n_expert = 0;          // {arch}.expert_count
+  bool is_70b = false;       // llama.cpp's model type LLM_TYPE_70B (load_hparams of each architecture)
+  bool tied = true;          // no output.weight: token_embd is also the output projection
+  int n_attention_wv = 0, i_attention_wv = 0;
+  int n_ffn_down = 0, i_ffn_down = 0;
+};
+
+MixState mix_state(const gguf::File& f, uint32_t ftype) {
+  MixState s;
+  s.ftype = ftype;
+  s.arch = f.get_string("general.architecture").value_or("");
+  auto key = [&](const char* k) {
+    try {
+      return f.get_int(s.arch + "." + k).value_or(-1);
+    } catch (const std::exception&) {
+      return int64_t{-1};  // an array (per-layer values)
+    }
+  };
+  s.n_expert = static_cast<int>(std::max<int64_t>(0, key("expert_count")));
+  s.n_ffn_down = static_cast<int>(std::max<int64_t>(0, key("block_count")));
+  const int64_t heads = key("attention.head_count"), heads_kv = key("attention.head_count_kv");
+  s.is_70b = (s.arch == "llama" && s.n_ffn_down == 80 && heads != (heads_kv < 0 ? heads : heads_kv)) ||
+             ((s.arch == "qwen2" || s.arch == "deci" || s.arch == "olmo") && s.n_ffn_down == 80) ||
+             (s.arch == "jais2" && s.n_ffn_down == 68);
+  for (const auto& t : f.tensors()) {
+    const Cat c = category(t.name);
+    s.n_attention_wv += is_attn_v(c);
+    if (c == Cat::Output) s.tied = false;
+  }
+  return s;
+}
+
+// llama.cpp's llama_tensor_get_type_impl, the branches of the file types in kFileTypes (the others
+// are IQ / Q2_K / Q3_K mixes, MXFP4 or need an importance matrix): `t` is the default type of the
+// file type, the result the type this tensor gets before the fallback. Call it for the tensors in
+// llama.cpp's order (the counters of s advance).
+GgmlType mix_type(MixState& s, GgmlType t, const gguf::TensorInfo& ti, Cat c) {
+  const std::string& name = ti.name;
+  const bool falcon = s.arch == "falcon";
+  const uint32_t ft = s.ftype;
+  // use_more_bits: the first and last eighth of the layers, and every third one between them.
+  auto more_bits = [](int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; };
+  // glm5-next keeps a few projections at Q8_0 at least.
+  if (s.arch == "glm5-next" && (name.find("attn_q_a") != std::string::npos || name.find("attn_q_b") != std::string::npos ||
+                                name.find("nextn.eh_proj") != std::string::npos))
+    return GgmlType::Q8_0;
+  if (c == Cat::Output || (s.tied && c == Cat::TokenEmbd)) {
+    // The output projection (and tied embeddings): Q8_0 when the rows are not whole blocks of the
+    // default type (or for falcon), otherwise Q6_K unless the file is Q8_0.
+    if (falcon || ti.ne[0] % kernels::type_size(t).block_elems != 0) return GgmlType::Q8_0;
+    return t == GgmlType::Q8_0 ? t : GgmlType::Q6_K;
+  }
+  if (c == Cat::TokenEmbd) return t;  // changed only by the IQ / TQ mixes
+  if (is_attn_v(c)) {
+    if ((ft == F_Q4_K_M || ft == F_Q5_K_M) && more_bits(s.i_attention_wv, s.n_attention_wv))
+      t = GgmlType::Q6_K;
+    else if (ft == F_Q4_K_S && s.i_attention_wv < 4)
+      t = GgmlType::Q5_K;
+    if (s.is_70b && t == GgmlType::Q4_K) t = GgmlType::Q5_K;  // 8 heads share each value projection
+    if (s.n_expert == 8) t = GgmlType::Q8_0;
+    ++s.i_attention_wv;
+    return t;
+  }
+  if (c == Cat::AttnK) return s.n_expert == 8 ? GgmlType::Q8_0 : t;
+  if (c == Cat::FfnDown) {
+    int i = s.i_ffn_down;
+    const int n = s.n_ffn_down;
+    if (std::max(1, s.n_expert) > 1) {
+      // layer_info: with experts, the layer is read from the name
+      if (std::sscanf(name.c_str(), "blk.%d.", &i) != 1 || i < 0 || i >= n)
+        throw input_error(fmt::format("tensor {}: cannot tell its layer (of {})", name, n));
+    }
+    if (ft == F_Q4_K_M) {
+      if (falcon)
+        t = i < n / 16 ? GgmlType::Q6_K : more_bits(i, n) ? GgmlType::Q5_K : GgmlType::Q4_K;
+      else if (more_bits(i, n))
+        t = GgmlType::Q6_K;
+    } else if (ft == F_Q5_K_M && more_bits(i, n)) {
+      t = GgmlType::Q6_K;
+    } else if (ft == F_Q4_K_S && !falcon && i < n / 8) {
+      t = GgmlType::Q5_K;
+    }
+    ++s.i_ffn_down;
+    return t;
+  }
+  if (c == Cat::AttnOutput && !falcon && s.n_expert == 8 && (ft == F_Q4_K_S || ft == F_Q4_K_M)) return GgmlType::Q5_K;
+  return t;  // attn_q, ffn_gate, ffn_up and the rest: changed only by the IQ / Q2_K / Q3_K mixes
+}
+
 struct Override {
   std::string pattern;
   std::regex re;
@@ -142,7 +288,7 @@ uint64_t type_bytes(GgmlType t, uint64_t n) {
   return n / ts.block_elems * ts.block_bytes;
 }
 
-std::string report(const Options& opt, const PureType& pt, const std::vector<Plan>& plan, bool dry_run) {
+std::string report(const Options& opt, const FileType& pt, const std::vector<Plan>& plan, bool dry_run) {
   std::string j = "{\"input\":";
   json::append_string(j, opt.input);
   j += ",\"output\":";
@@ -151,6 +297,7 @@ std::string report(const Options& opt, const PureType& pt, const std::vector<Pla
   json::append_string(j, pt.name);
   j += ",\"file_type\":";
   json::append_number(j, static_cast<uint64_t>(pt.ftype));
+  j += opt.pure ? ",\"pure\":true" : ",\"pure\":false";
   j += dry_run ? ",\"dry_run\":true" : ",\"dry_run\":false";
   j += ",\"tensors\":[";
   uint64_t before = 0, after = 0, elems = 0, fallbacks = 0, changed = 0;
@@ -201,7 +348,7 @@ std::string report(const Options& opt, const PureType& pt, const std::vector<Pla
 }
 
 void run(cli::Tool& tool, Options& opt) {
-  const PureType& pt = parse_type("--type ", opt.type, true);
+  const FileType& pt = parse_file_type(opt.type);
   std::vector<Override> overrides;
   for (const auto& s : opt.tensor_types) {
     const size_t eq = s.find('=');
@@ -215,26 +362,49 @@ void run(cli::Tool& tool, Options& opt) {
     } catch (const std::regex_error& e) {
       throw usage_error(fmt::format("--tensor-type {}: bad regular expression: {}", s, e.what()));
     }
-    overrides.push_back({pat, std::move(re), parse_type("--tensor-type " + s.substr(0, eq + 1), s.substr(eq + 1), false).type});
+    overrides.push_back({pat, std::move(re), parse_tensor_type(s, s.substr(eq + 1))});
   }
   if (!opt.dry_run && opt.output.empty()) throw usage_error("OUT is required (or --dry-run)");
 
   gguf::File f = gguf::File::open(opt.input);
   f.validate_tensors();
 
+  // Tensors in llama.cpp's order (llama_model_loader's weight_name_comparer: by layer, the tensors
+  // of no layer first, then by name), so that the file is byte for byte llama-quantize's and the
+  // mix rules count the layers as llama.cpp does.
+  std::vector<const gguf::TensorInfo*> order;
+  for (const auto& t : f.tensors()) order.push_back(&t);
+  auto layer = [](const std::string& name) {
+    int l = -1;
+    std::sscanf(name.c_str(), "blk.%d.", &l);
+    return l;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const gguf::TensorInfo* a, const gguf::TensorInfo* b) {
+    const int la = layer(a->name), lb = layer(b->name);
+    return la != lb ? la < lb : a->name < b->name;
+  });
+
+  // The type of each tensor, as llama.cpp's llama_tensor_get_type: an override, else the file
+  // type's default type, which without --pure the mix rules may change (only when that default is
+  // a quantized type, and not for an overridden tensor), then the fallback.
+  MixState mix = mix_state(f, pt.ftype);
   std::vector<Plan> plan;
   size_t n_fallback = 0;
-  for (const auto& t : f.tensors()) {
+  for (const gguf::TensorInfo* tp : order) {
+    const gguf::TensorInfo& t = *tp;
     const GgmlType from = static_cast<GgmlType>(t.ggml_type);
     GgmlType to = from;
     bool fell_back = false;
     if (allows_quantization(t)) {
       to = pt.type;
+      bool manual = false;
       for (const auto& o : overrides)
         if (std::regex_search(t.name, o.re)) {
           to = o.type;
+          manual = true;
           break;
         }
+      if (!manual && !opt.pure && is_quantized(pt.type)) to = mix_type(mix, to, t, category(t.name));
       const GgmlType fb = is_quantized(to) ? fallback(to, t.ne[0]) : to;
       if (fb != to) {
         to = fb;
@@ -250,17 +420,6 @@ void run(cli::Tool& tool, Options& opt) {
     plan.push_back({&t, from, to, f.tensor_bytes(t), type_bytes(to, t.n_elements()), fell_back});
   }
 
-  // Tensors in llama.cpp's order (llama_model_loader's weight_name_comparer: by layer, the tensors
-  // of no layer first, then by name), so that the file is byte for byte llama-quantize's.
-  auto layer = [](const std::string& name) {
-    int l = -1;
-    std::sscanf(name.c_str(), "blk.%d.", &l);
-    return l;
-  };
-  std::stable_sort(plan.begin(), plan.end(), [&](const Plan& a, const Plan& b) {
-    const int la = layer(a.t->name), lb = layer(b.t->name);
-    return la != lb ? la < lb : a.t->name < b.t->name;
-  });
   if (n_fallback)
     tool.warn("{} of {} tensors have rows that are not whole blocks of their type and fell back as llama.cpp does "
               "(\"fallback\" in the report)",
@@ -314,24 +473,31 @@ void run(cli::Tool& tool, Options& opt) {
 int main(int argc, char** argv) {
   cli::Tool tool("quantize",
                  "Convert a GGUF model's weights to another tensor type.\n\n"
-                 "As llama-quantize --pure does: every weight matrix becomes TYPE (or the type of the first --tensor-type\n"
-                 "pattern its name matches); norms, biases and other 1-D tensors keep their type. A matrix whose rows are\n"
-                 "not a whole number of TYPE's blocks falls back as llama.cpp does (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to\n"
-                 "Q8_0, else F16). The quantized bytes are identical to llama.cpp's (no importance matrix). Prints a JSON\n"
-                 "report (per tensor: name, shape, from, to, bytes; totals and bits per weight) on stdout.\n"
-                 "Types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Mixed presets (Q4_K_M ...)\n"
-                 "and importance matrices are not supported yet.");
+                 "As llama-quantize does: every weight matrix gets TYPE's default tensor type (or the type of the first\n"
+                 "--tensor-type pattern its name matches), and without --pure llama.cpp's mix rules raise some of them\n"
+                 "(output.weight, or tied token embeddings, to Q6_K; for the K mixes attn_v and ffn_down of some layers).\n"
+                 "Norms, biases and other 1-D tensors keep their type. A matrix whose rows are not a whole number of its\n"
+                 "type's blocks falls back as llama.cpp does (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, else F16). The\n"
+                 "quantized bytes are identical to llama.cpp's (no importance matrix). Prints a JSON report (per tensor:\n"
+                 "name, shape, from, to, bytes; totals and bits per weight) on stdout.\n"
+                 "Types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K.\n"
+                 "The mixes on Q2_K / Q3_K, the IQ types and importance matrices are not implemented.");
   Options opt;
   auto& app = tool.app();
   app.add_option("input", opt.input, "The GGUF model to convert")->type_name("IN.gguf")->required();
   app.add_option("output", opt.output, "The GGUF file to write (atomically: a temporary name renamed into place)")
       ->type_name("OUT.gguf");
-  app.add_option("--type", opt.type, "Target type of the weight matrices: " + valid_types())
+  app.add_option("--type", opt.type, "The file type (llama-quantize's names, any case): " + names(kFileTypes))
       ->type_name("TYPE")
       ->required();
+  app.add_flag("--pure", opt.pure,
+               "Every weight matrix in TYPE's tensor type (Q4_K for Q4_K_S and Q4_K_M ...), without the mix rules, "
+               "as llama-quantize --pure");
   app.add_option("--tensor-type", opt.tensor_types,
-                 "A type for the tensors whose name matches REGEX (searched, lower-cased as llama-quantize does); "
-                 "repeatable, the first match wins (unlike llama-quantize, also with --type F32, F16 or BF16)")
+                 "A tensor type (" + names(kTypes) +
+                     ") for the tensors whose name matches REGEX (searched, lower-cased as llama-quantize does); "
+                     "repeatable, the first match wins, the mix rules do not apply to them (unlike llama-quantize, "
+                     "also with --type F32, F16 or BF16)")
       ->type_name("REGEX=TYPE")
       ->default_str("");
   app.add_flag("--dry-run", opt.dry_run, "Print the plan (the same JSON report) and write nothing");
