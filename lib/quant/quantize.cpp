@@ -11,6 +11,9 @@
 //   - "round to nearest" in the K types is the add-1.5·2^23 trick (ties to even), not roundf.
 #include "loom/quant/quantize.h"
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
 #include <bit>
 #include <cfloat>
@@ -40,8 +43,12 @@ namespace {
 // float → int32 truncating toward zero, like x86-64's cvttss2si: NaN and values outside int32's
 // range give INT32_MIN (whose low byte is 0).
 inline int32_t trunc_i32(float v) {
+#if defined(__SSE__)
+  return _mm_cvttss_si32(_mm_set_ss(v));  // the instruction itself: defined for every input
+#else
   if (!(v > -2147483904.0f && v < 2147483648.0f)) return INT32_MIN;
   return static_cast<int32_t>(v);
+#endif
 }
 
 // Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the rounded integer
@@ -52,6 +59,11 @@ inline int nearest_int(float v) {
   const int32_t bits = std::bit_cast<int32_t>(shifted);
   return (bits & 0x007fffff) - 0x00400000;
 }
+
+// roundf (halves away from zero) without the libm call: v + copysign(0.5 - 2^-25, v) truncated,
+// the sum's own rounding carrying a fraction of exactly .5 up (GCC's inline expansion of roundf;
+// equal to roundf for every float but NaN, checked exhaustively; NaN stays NaN).
+inline float round_away(float v) { return std::trunc(v + std::copysign(0.49999997f, v)); }
 
 inline float half_to_float(uint16_t h) { return tensor::f16_to_f32(h); }
 
@@ -90,7 +102,7 @@ void q8_0(const float* x, BlockQ8_0* y, size_t nb) {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = f32_to_f16(d);
-    for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(trunc_i32(std::round(x[j] * id)));
+    for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(trunc_i32(round_away(x[j] * id)));
   }
 }
 
