@@ -101,6 +101,10 @@ void Writer::set_strings(const std::string& key, const std::vector<std::string>&
 }
 
 void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string_view data) {
+  add_tensor(name, std::move(ne), ggml_type, std::string(data));
+}
+
+void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string&& data) {
   for (const Tensor& t : tensors_)
     if (t.name == name) throw usage_error(fmt::format("GGUF tensor \"{}\" added twice", name));
   auto ts = kernels::type_size(static_cast<kernels::GgmlType>(ggml_type));
@@ -111,10 +115,10 @@ void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint3
   for (uint64_t d : ne) n *= d;
   uint64_t want = n / ts.block_elems * ts.block_bytes;
   if (data.size() != want) throw usage_error(fmt::format("GGUF tensor \"{}\" has {} bytes; its type and dims make {}", name, data.size(), want));
-  tensors_.push_back({name, std::move(ne), ggml_type, std::string(data)});
+  tensors_.push_back({name, std::move(ne), ggml_type, std::move(data)});
 }
 
-std::string Writer::bytes() const {
+std::string Writer::header() const {
   std::string out;
   out.append("GGUF", 4);
   put<uint32_t>(out, 3);
@@ -135,6 +139,11 @@ std::string Writer::bytes() const {
     offset = aligned(offset + t.data.size(), alignment_);
   }
   pad(out, alignment_);
+  return out;
+}
+
+std::string Writer::bytes() const {
+  std::string out = header();
   for (const Tensor& t : tensors_) {
     out += t.data;
     pad(out, alignment_);
@@ -144,7 +153,12 @@ std::string Writer::bytes() const {
 
 void Writer::write(const std::string& path) const {
   auto out = io::Output::open(path);
-  out->write(bytes());
+  out->write(header());
+  const std::string zeros(alignment_, '\0');
+  for (const Tensor& t : tensors_) {  // the header is padded: each tensor's padding is its own
+    out->write(t.data);
+    out->write(std::string_view(zeros).substr(0, aligned(t.data.size(), alignment_) - t.data.size()));
+  }
   out->close();
 }
 

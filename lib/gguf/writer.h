@@ -46,10 +46,13 @@ class Writer {
   // A tensor: dims innermost first, ggml type id, its bytes (copied). The byte count must be what
   // the type and dims make; loom::Error (Usage) otherwise, and for a repeated name.
   void add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string_view data);
+  // The same, taking the bytes over (no copy).
+  void add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string&& data);
 
   // The whole file.
   std::string bytes() const;
-  // Writes the file atomically; loom::Error (Runtime) when it cannot be written.
+  // Writes the file atomically, tensor by tensor (the file is never whole in memory);
+  // loom::Error (Runtime) when it cannot be written.
   void write(const std::string& path) const;
 
  private:
@@ -59,6 +62,7 @@ class Writer {
     uint32_t type;
     std::string data;
   };
+  std::string header() const;  // everything before the first tensor's data, padded
   uint64_t alignment_;
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<Tensor> tensors_;

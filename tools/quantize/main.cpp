@@ -440,8 +440,8 @@ void run(cli::Tool& tool, Options& opt) {
   w.set("general.file_type", gguf::u32(pt.ftype));
 
   ThreadPool pool(tool.common().threads);
-  std::string out;
   for (const Plan& p : plan) {
+    std::string out;
     std::string_view src = f.tensor_data(*p.t);
     if (p.from == p.to) {
       w.add_tensor(p.t->name, p.t->ne, p.t->ggml_type, src);
@@ -462,7 +462,7 @@ void run(cli::Tool& tool, Options& opt) {
         quant::quantize_row(p.to, row.data(), out.data() + r * dst_row, ncols);
       }
     });
-    w.add_tensor(p.t->name, p.t->ne, static_cast<uint32_t>(p.to), out);
+    w.add_tensor(p.t->name, p.t->ne, static_cast<uint32_t>(p.to), std::move(out));
   }
   w.write(opt.output);
   tool.out().write(report(opt, pt, plan, false));
