@@ -64,8 +64,41 @@ std::vector<PerplexityWindow> perplexity_windows(size_t n_tokens, bool add_bos, 
 
 uint32_t llama_stride_window(uint32_t c, uint32_t stride) { return (c + stride / 2 + 255) / 256 * 256; }
 
-PerplexityResult perplexity(model::Decoder& decoder, const tok::Tokenizer& tokenizer, std::string_view text,
-                            const PerplexityOptions& opt, const PerplexityProgress& progress) {
+namespace {
+
+// Per scored row of the compared models (compare_models): P = softmax of the first model's logits,
+// Q = the second's, both as log-probabilities in double.
+struct RowCompare {
+  double kl = 0;
+  bool same_top1 = false;
+};
+
+RowCompare compare_row(const float* a, const float* b, size_t V) {
+  float ma = a[0], mb = b[0];
+  size_t ia = 0, ib = 0;
+  for (size_t i = 1; i < V; ++i) {
+    if (a[i] > ma) ma = a[i], ia = i;
+    if (b[i] > mb) mb = b[i], ib = i;
+  }
+  double sa = 0, sb = 0;
+  for (size_t i = 0; i < V; ++i) {
+    sa += std::exp(static_cast<double>(a[i]) - ma);
+    sb += std::exp(static_cast<double>(b[i]) - mb);
+  }
+  const double la = std::log(sa), lb = std::log(sb);
+  double kl = 0;
+  for (size_t i = 0; i < V; ++i) {
+    const double lp = (static_cast<double>(a[i]) - ma) - la, lq = (static_cast<double>(b[i]) - mb) - lb;
+    kl += std::exp(lp) * (lp - lq);
+  }
+  return {std::max(kl, 0.0), ia == ib};
+}
+
+// The windows of perplexity() through one or two decoders (the same batches to each); with two,
+// `cmp` accumulates the comparison of their rows.
+std::vector<PerplexityResult> run_windows(const std::vector<model::Decoder*>& decoders, const tok::Tokenizer& tokenizer,
+                                          std::string_view text, const PerplexityOptions& opt,
+                                          const PerplexityProgress& progress, ModelComparison* cmp) {
   if (opt.n_batch == 0) throw usage_error("the batch size must be at least 1");
   if (!tokenizer.special_suffix().empty())
     throw usage_error("the vocabulary appends an end token to every text; perplexity needs one that does not");
@@ -78,22 +111,31 @@ PerplexityResult perplexity(model::Decoder& decoder, const tok::Tokenizer& token
   const bool add_bos = !prefix.empty();
   const std::vector<PerplexityWindow> windows = perplexity_windows(ids.size(), add_bos, opt);
   const uint32_t n = opt.n_ctx;
-  if (decoder.n_ctx() < n)
-    throw usage_error(fmt::format("the decoder holds {} positions, fewer than the window of {}", decoder.n_ctx(), n));
+  const size_t V = decoders[0]->config().n_vocab;
+  for (model::Decoder* d : decoders) {
+    if (d->n_ctx() < n)
+      throw usage_error(fmt::format("the decoder holds {} positions, fewer than the window of {}", d->n_ctx(), n));
+    if (d->config().n_vocab != V)
+      throw usage_error(fmt::format("the models' vocabularies differ in size ({} and {})", V, d->config().n_vocab));
+  }
 
-  const size_t V = decoder.config().n_vocab;
+  const size_t M = decoders.size();
   const uint32_t ubatch = std::min(opt.n_batch, kUbatch);
   const uint32_t row_cap = static_cast<uint32_t>(std::max<size_t>(16, kLogitFloats / V));
   auto nll_of = opt.stride == 0 ? nll_chunks : nll_stride;
 
-  PerplexityResult r;
-  r.tokens = ids.size();
-  r.n_ctx = n;
-  r.stride = opt.stride;
+  std::vector<PerplexityResult> res(M);
+  for (PerplexityResult& r : res) {
+    r.tokens = ids.size();
+    r.n_ctx = n;
+    r.stride = opt.stride;
+  }
   std::vector<model::BatchToken> batch;
+  std::vector<std::vector<float>> logits(M);
   std::vector<double> nll;
+  std::vector<RowCompare> rc;
   for (const PerplexityWindow& w : windows) {
-    double window_nll = 0;
+    std::vector<double> window_nll(M, 0.0);
     const uint32_t lo = w.first, hi = w.first + w.count;  // positions whose logits are read
     auto rows_in = [&](uint32_t a, uint32_t b) {           // of those, how many lie in [a, b)
       const uint32_t x = std::max(a, lo), y = std::min(b, hi);
@@ -110,35 +152,69 @@ PerplexityResult perplexity(model::Decoder& decoder, const tok::Tokenizer& token
           const int32_t t = q == 0 && w.bos ? prefix[0] : ids[w.start + q];
           batch.push_back({.token = t, .pos = q, .seq = 0, .logits = q >= lo && q < hi});
         }
-        const std::vector<float> logits = decoder.decode(batch);
+        for (size_t m = 0; m < M; ++m) logits[m] = decoders[m]->decode(batch);
         const uint32_t r0 = std::max(p, lo), rows = rows_in(p, e);
-        nll.resize(rows);
+        nll.resize(size_t{rows} * M);
+        if (cmp) rc.resize(rows);
         parallel_for(rows, opt.threads, [&](size_t k) {
-          nll[k] = nll_of(logits.data() + k * V, V, ids[w.start + r0 + k + 1]);
+          for (size_t m = 0; m < M; ++m) nll[k * M + m] = nll_of(logits[m].data() + k * V, V, ids[w.start + r0 + k + 1]);
+          if (cmp) rc[k] = compare_row(logits[0].data() + k * V, logits[1].data() + k * V, V);
         });
-        for (double x : nll) {  // in text order
-          window_nll += x;
-          r.nll_sum += x;
-          r.nll2_sum += x * x;
+        for (size_t k = 0; k < rows; ++k) {  // in text order
+          for (size_t m = 0; m < M; ++m) {
+            const double x = nll[k * M + m];
+            window_nll[m] += x;
+            res[m].nll_sum += x;
+            res[m].nll2_sum += x * x;
+          }
+          if (cmp) {
+            cmp->kl_sum += rc[k].kl;
+            cmp->kl_max = std::max(cmp->kl_max, rc[k].kl);
+            cmp->top1_same += rc[k].same_top1;
+          }
         }
         p = e;
       }
     }
-    r.scored_tokens += w.count;
-    r.window_nll.push_back(window_nll / w.count);
-    r.bytes += enc.offsets[w.start + hi].e - std::min(enc.offsets[w.start + lo + 1].b, enc.offsets[w.start + hi].e);
-    r.running.push_back(std::exp(r.nll_sum / static_cast<double>(r.scored_tokens)));
-    ++r.chunks;
-    if (progress) progress(r.chunks, windows.size(), r.running.back());
+    for (size_t m = 0; m < M; ++m) {
+      PerplexityResult& r = res[m];
+      r.scored_tokens += w.count;
+      r.window_nll.push_back(window_nll[m] / w.count);
+      r.bytes += enc.offsets[w.start + hi].e - std::min(enc.offsets[w.start + lo + 1].b, enc.offsets[w.start + hi].e);
+      r.running.push_back(std::exp(r.nll_sum / static_cast<double>(r.scored_tokens)));
+      ++r.chunks;
+    }
+    if (progress) progress(res.back().chunks, windows.size(), res.back().running.back());
   }
 
-  const double N = static_cast<double>(r.scored_tokens);
-  const double mean = r.nll_sum / N;
-  r.ppl = std::exp(mean);
-  const double var = r.nll2_sum / N - mean * mean;
-  r.uncertainty = var > 0 && r.scored_tokens > 1 ? std::sqrt(var / (N - 1)) * r.ppl : 0.0;
-  r.bits_per_byte = r.bytes > 0 ? r.nll_sum / std::numbers::ln2 / static_cast<double>(r.bytes) : 0.0;
-  return r;
+  for (PerplexityResult& r : res) {
+    const double N = static_cast<double>(r.scored_tokens);
+    const double mean = r.nll_sum / N;
+    r.ppl = std::exp(mean);
+    const double var = r.nll2_sum / N - mean * mean;
+    r.uncertainty = var > 0 && r.scored_tokens > 1 ? std::sqrt(var / (N - 1)) * r.ppl : 0.0;
+    r.bits_per_byte = r.bytes > 0 ? r.nll_sum / std::numbers::ln2 / static_cast<double>(r.bytes) : 0.0;
+  }
+  return res;
+}
+
+}  // namespace
+
+PerplexityResult perplexity(model::Decoder& decoder, const tok::Tokenizer& tokenizer, std::string_view text,
+                            const PerplexityOptions& opt, const PerplexityProgress& progress) {
+  return run_windows({&decoder}, tokenizer, text, opt, progress, nullptr)[0];
+}
+
+ModelComparison compare_models(model::Decoder& a, model::Decoder& b, const tok::Tokenizer& tokenizer,
+                               std::string_view text, const PerplexityOptions& opt, const PerplexityProgress& progress) {
+  ModelComparison c;
+  std::vector<PerplexityResult> r = run_windows({&a, &b}, tokenizer, text, opt, progress, &c);
+  c.a = std::move(r[0]);
+  c.b = std::move(r[1]);
+  const double N = static_cast<double>(c.a.scored_tokens);
+  c.kl_mean = c.kl_sum / N;
+  c.top1_agreement = static_cast<double>(c.top1_same) / N;
+  return c;
 }
 
 }  // namespace loom::eval

@@ -129,4 +129,29 @@ using PerplexityProgress = std::function<void(size_t done, size_t total, double 
 PerplexityResult perplexity(model::Decoder& decoder, const tok::Tokenizer& tokenizer, std::string_view text,
                             const PerplexityOptions& opt = {}, const PerplexityProgress& progress = nullptr);
 
+// Two models on the same windows (a quantized model against its original): the windows of
+// perplexity() with the same options, every decoder call made with the same batch to both, and
+// per scored row (position) both models' -ln p of the next token (as perplexity() computes it: `a`
+// and `b` are exactly perplexity(a, ...) and perplexity(b, ...)) and the divergence of their
+// full next-token distributions, as llama-perplexity --kl-divergence defines it:
+//   KL(P || Q) = sum_i p_i (ln p_i - ln q_i),  P = softmax(logits of a), Q = softmax(logits of b)
+// all in double (log-softmax with the maximum subtracted; unlike llama.cpp, which stores the base
+// model's log-probabilities as 16-bit values, nothing is rounded: a model against itself gives 0
+// exactly), and whether both argmaxes are the same token (the first maximum of each row).
+// Sums in text order. Memory: two decoders' logit rows of one call (at most 128 MiB each).
+struct ModelComparison {
+  PerplexityResult a, b;       // each model's perplexity, as perplexity() gives it
+  double kl_sum = 0;           // sum over the scored rows of KL(P_a || P_b)
+  double kl_mean = 0;          // kl_sum / scored rows
+  double kl_max = 0;           // the largest row's KL
+  size_t top1_same = 0;        // rows whose argmaxes agree
+  double top1_agreement = 0;   // top1_same / scored rows
+};
+
+// Errors as perplexity(); also loom::Error (Usage) when the two vocabularies differ in size.
+// The progress reports the running perplexity of `b`.
+ModelComparison compare_models(model::Decoder& a, model::Decoder& b, const tok::Tokenizer& tokenizer,
+                               std::string_view text, const PerplexityOptions& opt = {},
+                               const PerplexityProgress& progress = nullptr);
+
 }  // namespace loom::eval

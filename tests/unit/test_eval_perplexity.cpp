@@ -16,9 +16,14 @@
 #include <memory>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "loom/core/error.h"
 #include "loom/eval/perplexity.h"
 #include "loom/gguf/gguf.h"
+#include "loom/gguf/writer.h"
+#include "loom/quant/quantize.h"
+#include "loom/tensor/dequant.h"
 #include "loom/io/jsonl.h"
 #include "loom/model/decoder.h"
 #include "loom/tokenizer/tokenizer.h"
@@ -283,4 +288,81 @@ TEST(PerplexityGolden, BytesAreTheTextTheScoredTokensCover) {
   }
   EXPECT_EQ(r.bytes, want);
   EXPECT_GT(r.bits_per_byte, 0);
+}
+
+// ---- compare_models: a model against itself and against its quantization ----------------------
+
+namespace {
+
+// `in` with every weight matrix (rows of whole 32-blocks) converted to Q8_0, written to `out`.
+void write_q8_0(const gguf::File& f, const std::string& out) {
+  gguf::Writer w(f.alignment());
+  for (const auto& [key, v] : f.metadata()) w.set(key, v);
+  for (const auto& t : f.tensors()) {
+    const auto from = static_cast<kernels::GgmlType>(t.ggml_type);
+    const std::string_view src = f.tensor_data(t);
+    const bool weight = t.ne.size() >= 2 && t.ne[1] > 1 && t.name.ends_with("weight") && t.ne[0] % 32 == 0 &&
+                        from != kernels::GgmlType::Q8_0;
+    if (!weight) {
+      w.add_tensor(t.name, t.ne, t.ggml_type, src);
+      continue;
+    }
+    std::vector<float> x(t.n_elements());
+    tensor::dequantize_row(from, src.data(), x.data(), x.size());
+    std::string q(x.size() / 32 * 34, '\0');
+    quant::quantize_row(kernels::GgmlType::Q8_0, x.data(), q.data(), x.size());
+    w.add_tensor(t.name, t.ne, static_cast<uint32_t>(kernels::GgmlType::Q8_0), std::move(q));
+  }
+  w.write(out);
+}
+
+const std::string kArch = std::string(LOOM_SOURCE_DIR) + "/tests/reference/golden/arch/";
+
+}  // namespace
+
+TEST(CompareModels, AModelAgainstItselfDivergesByNothing) {
+  const std::string path = kArch + "qwen3.gguf";
+  auto f = std::make_shared<gguf::File>(gguf::File::open(path));
+  const tok::Tokenizer tk = tok::Tokenizer::from_gguf(*f, path);
+  model::Decoder a(f, {.n_ctx = 64, .threads = 2}), b(f, {.n_ctx = 64, .threads = 2});
+  const auto o = opts(64, 0, 3);
+  const eval::ModelComparison c = eval::compare_models(a, b, tk, golden_text(), o);
+  EXPECT_EQ(c.kl_sum, 0.0);
+  EXPECT_EQ(c.kl_max, 0.0);
+  EXPECT_EQ(c.top1_same, c.a.scored_tokens);
+  EXPECT_EQ(c.top1_agreement, 1.0);
+  EXPECT_EQ(c.a.nll_sum, c.b.nll_sum);
+  EXPECT_EQ(c.a.scored_tokens, 3u * 31);
+  // each side is exactly what perplexity() gives
+  model::Decoder d(f, {.n_ctx = 64, .threads = 2});
+  const eval::PerplexityResult p = eval::perplexity(d, tk, golden_text(), o);
+  EXPECT_EQ(c.a.ppl, p.ppl);
+  EXPECT_EQ(c.a.running, p.running);
+  EXPECT_EQ(c.a.bytes, p.bytes);
+}
+
+TEST(CompareModels, Q8_0DivergesALittle) {
+  const std::string path = kArch + "qwen3.gguf";
+  auto f = std::make_shared<gguf::File>(gguf::File::open(path));
+  const tok::Tokenizer tk = tok::Tokenizer::from_gguf(*f, path);
+  const std::string q8 = (fs::temp_directory_path() / ("loom-test-q8-" + std::to_string(::getpid()) + ".gguf")).string();
+  write_q8_0(*f, q8);
+  auto fq = std::make_shared<gguf::File>(gguf::File::open(q8));
+  fs::remove(q8);  // the mapping stays
+  model::Decoder a(f, {.n_ctx = 64, .threads = 2}), b(fq, {.n_ctx = 64, .threads = 2});
+  const auto o = opts(64, 0, 3);
+  const eval::ModelComparison c = eval::compare_models(a, b, tk, golden_text(), o);
+  model::Decoder d(fq, {.n_ctx = 64, .threads = 2});
+  EXPECT_EQ(c.b.ppl, eval::perplexity(d, tk, golden_text(), o).ppl);
+  EXPECT_GT(c.kl_mean, 0.0);
+  EXPECT_LT(c.kl_mean, 0.01);
+  EXPECT_GE(c.kl_max, c.kl_mean);
+  EXPECT_GT(c.top1_agreement, 0.8);
+  EXPECT_NEAR(c.b.ppl / c.a.ppl, 1.0, 0.02);
+  // the mean KL is the sum over the rows
+  EXPECT_DOUBLE_EQ(c.kl_mean * static_cast<double>(c.a.scored_tokens), c.kl_sum);
+  // and the stride mode compares the same way
+  const eval::ModelComparison s = eval::compare_models(a, b, tk, golden_text(), opts(64, 16, 2));
+  EXPECT_EQ(s.a.scored_tokens, 32u);
+  EXPECT_GT(s.kl_mean, 0.0);
 }

@@ -24,11 +24,15 @@
 
 #include "loom/cli/tool.h"
 #include "loom/core/parallel.h"
+#include "loom/eval/perplexity.h"
 #include "loom/gguf/gguf.h"
 #include "loom/gguf/writer.h"
 #include "loom/io/json.h"
+#include "loom/io/stream.h"
+#include "loom/model/decoder.h"
 #include "loom/quant/quantize.h"
 #include "loom/tensor/dequant.h"
+#include "loom/tokenizer/tokenizer.h"
 
 using namespace loom;
 using kernels::GgmlType;
@@ -41,6 +45,9 @@ struct Options {
   std::vector<std::string> tensor_types;
   bool pure = false;
   bool dry_run = false;
+  std::string eval_file;     // --eval: compare IN and OUT on this text
+  uint32_t eval_ctx = 512;   // --eval-ctx
+  int64_t eval_chunks = -1;  // --eval-chunks
 };
 
 // The tensor types loom writes (for --tensor-type, as llama-quantize's parse_ggml_type).
@@ -347,6 +354,56 @@ std::string report(const Options& opt, const FileType& pt, const std::vector<Pla
   return j;
 }
 
+// IN against OUT on the text of --eval, as loom eval perplexity windows it (llama-perplexity's
+// chunks): both models' perplexity and the divergence of OUT's next-token distributions from IN's
+// (eval::compare_models). The report's "eval" member.
+std::string evaluate(cli::Tool& tool, const Options& opt) {
+  std::string text = io::read_all(*io::Input::open(opt.eval_file));
+  if (!text.empty() && text.back() == '\n') text.pop_back();  // as llama-perplexity -f
+  const std::string where = opt.eval_file == "-" ? "<stdin>" : opt.eval_file;
+  if (!json::valid_utf8(text)) throw input_error(fmt::format("not UTF-8 (byte {})", json::first_invalid_utf8(text)), where);
+  auto fa = std::make_shared<gguf::File>(gguf::File::open(opt.input));
+  auto fb = std::make_shared<gguf::File>(gguf::File::open(opt.output));
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*fa, opt.input);
+  const unsigned threads = tool.common().threads;
+  model::Decoder a(fa, {.n_ctx = opt.eval_ctx, .threads = threads, .n_seq = 1});
+  model::Decoder b(fb, {.n_ctx = opt.eval_ctx, .threads = threads, .n_seq = 1});
+  eval::PerplexityOptions po;
+  po.n_ctx = opt.eval_ctx;
+  po.chunks = opt.eval_chunks;
+  po.threads = threads;
+  cli::Progress progress(tool, "eval");
+  eval::ModelComparison c;
+  try {
+    c = eval::compare_models(a, b, tokenizer, text, po, [&](size_t done, size_t total, double ppl) {
+      progress.tick([&] { return fmt::format("window {}/{}: {:.4f}", done, total, ppl); });
+    });
+  } catch (Error& e) {
+    if (e.kind() == Error::Kind::BadInput) e.at(where);  // the text is too short
+    throw;
+  }
+  progress.done();
+  const double n = static_cast<double>(c.a.scored_tokens);
+  std::string j = "\"eval\":{\"file\":";
+  json::append_string(j, opt.eval_file);
+  j += fmt::format(",\"ctx\":{},\"chunks\":{},\"tokens\":{},\"tokens_scored\":{}", c.a.n_ctx, c.a.chunks, c.a.tokens,
+                   c.a.scored_tokens);
+  auto num = [&](const char* key, double v) {
+    j += fmt::format(",\"{}\":", key);
+    json::append_number(j, v);
+  };
+  num("ppl_before", c.a.ppl);
+  num("ppl_after", c.b.ppl);
+  num("ppl_ratio", c.b.ppl / c.a.ppl);
+  num("nll_before", c.a.nll_sum / n);
+  num("nll_after", c.b.nll_sum / n);
+  num("kl_mean", c.kl_mean);
+  num("kl_max", c.kl_max);
+  num("top1_agreement", c.top1_agreement);
+  j += '}';
+  return j;
+}
+
 void run(cli::Tool& tool, Options& opt) {
   const FileType& pt = parse_file_type(opt.type);
   std::vector<Override> overrides;
@@ -365,6 +422,9 @@ void run(cli::Tool& tool, Options& opt) {
     overrides.push_back({pat, std::move(re), parse_tensor_type(s, s.substr(eq + 1))});
   }
   if (!opt.dry_run && opt.output.empty()) throw usage_error("OUT is required (or --dry-run)");
+  if (opt.dry_run && !opt.eval_file.empty()) throw usage_error("--eval needs a written OUT: not with --dry-run");
+  if (opt.eval_ctx < 3) throw usage_error(fmt::format("--eval-ctx {}: at least 3", opt.eval_ctx));
+  if (opt.eval_chunks == 0) throw usage_error("--eval-chunks 0: at least 1 (or -1: all)");
 
   gguf::File f = gguf::File::open(opt.input);
   f.validate_tensors();
@@ -465,7 +525,9 @@ void run(cli::Tool& tool, Options& opt) {
     w.add_tensor(p.t->name, p.t->ne, static_cast<uint32_t>(p.to), std::move(out));
   }
   w.write(opt.output);
-  tool.out().write(report(opt, pt, plan, false));
+  std::string r = report(opt, pt, plan, false);
+  if (!opt.eval_file.empty()) r.insert(r.size() - 2, "," + evaluate(tool, opt));  // before the final "}\n"
+  tool.out().write(r);
 }
 
 }  // namespace
@@ -481,6 +543,9 @@ int main(int argc, char** argv) {
                  "quantized bytes are identical to llama.cpp's (no importance matrix). Prints a JSON report (per tensor:\n"
                  "name, shape, from, to, bytes; totals and bits per weight) on stdout.\n"
                  "Types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K.\n"
+                 "With --eval FILE, IN and OUT are then both run on the text (llama-perplexity's windows) and the report\n"
+                 "gets \"eval\": perplexity before and after, mean KL divergence of OUT's next-token distributions from\n"
+                 "IN's and top-1 agreement.\n"
                  "The mixes on Q2_K / Q3_K, the IQ types and importance matrices are not implemented.");
   Options opt;
   auto& app = tool.app();
@@ -501,5 +566,14 @@ int main(int argc, char** argv) {
       ->type_name("REGEX=TYPE")
       ->default_str("");
   app.add_flag("--dry-run", opt.dry_run, "Print the plan (the same JSON report) and write nothing");
+  app.add_option("--eval", opt.eval_file,
+                 "After writing OUT, run IN and OUT on this text ('-' = stdin; one final newline dropped) with "
+                 "llama-perplexity's windows and add \"eval\" to the report: both perplexities, their ratio, and the "
+                 "mean and largest KL divergence of OUT's next-token distributions from IN's, and how often their top "
+                 "tokens agree")
+      ->type_name("FILE");
+  app.add_option("--eval-ctx", opt.eval_ctx, "The --eval window in tokens (the text needs at least twice as many)")
+      ->type_name("N");
+  app.add_option("--eval-chunks", opt.eval_chunks, "Evaluate at most N windows (-1: all)")->type_name("N");
   return tool.run(argc, argv, [&] { run(tool, opt); });
 }
