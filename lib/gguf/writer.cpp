@@ -101,10 +101,16 @@ void Writer::set_strings(const std::string& key, const std::vector<std::string>&
 }
 
 void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string_view data) {
-  add_tensor(name, std::move(ne), ggml_type, std::string(data));
+  add_tensor_info(name, std::move(ne), ggml_type);
+  if (data.size() != tensors_.back().size) {
+    const uint64_t want = tensors_.back().size;
+    tensors_.pop_back();
+    throw usage_error(fmt::format("GGUF tensor \"{}\" has {} bytes; its type and dims make {}", name, data.size(), want));
+  }
+  tensors_.back().data = std::string(data);
 }
 
-void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string&& data) {
+void Writer::add_tensor_info(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type) {
   for (const Tensor& t : tensors_)
     if (t.name == name) throw usage_error(fmt::format("GGUF tensor \"{}\" added twice", name));
   auto ts = kernels::type_size(static_cast<kernels::GgmlType>(ggml_type));
@@ -113,9 +119,7 @@ void Writer::add_tensor(const std::string& name, std::vector<uint64_t> ne, uint3
   if (ne[0] % ts.block_elems) throw usage_error(fmt::format("GGUF tensor \"{}\": rows of {} are not whole blocks of {}", name, ne[0], ts.block_elems));
   uint64_t n = 1;
   for (uint64_t d : ne) n *= d;
-  uint64_t want = n / ts.block_elems * ts.block_bytes;
-  if (data.size() != want) throw usage_error(fmt::format("GGUF tensor \"{}\" has {} bytes; its type and dims make {}", name, data.size(), want));
-  tensors_.push_back({name, std::move(ne), ggml_type, std::move(data)});
+  tensors_.push_back({name, std::move(ne), ggml_type, n / ts.block_elems * ts.block_bytes, {}});
 }
 
 std::string Writer::header() const {
@@ -136,7 +140,7 @@ std::string Writer::header() const {
     for (uint64_t d : t.ne) put<uint64_t>(out, d);
     put<uint32_t>(out, t.type);
     put<uint64_t>(out, offset);
-    offset = aligned(offset + t.data.size(), alignment_);
+    offset = aligned(offset + t.size, alignment_);
   }
   pad(out, alignment_);
   return out;
@@ -145,6 +149,7 @@ std::string Writer::header() const {
 std::string Writer::bytes() const {
   std::string out = header();
   for (const Tensor& t : tensors_) {
+    if (t.data.size() != t.size) throw usage_error(fmt::format("GGUF tensor \"{}\" has no bytes (add_tensor_info)", t.name));
     out += t.data;
     pad(out, alignment_);
   }
@@ -152,12 +157,20 @@ std::string Writer::bytes() const {
 }
 
 void Writer::write(const std::string& path) const {
+  write(path, [this](size_t i) { return std::string_view(tensors_[i].data); });
+}
+
+void Writer::write(const std::string& path, const std::function<std::string_view(size_t)>& data) const {
   auto out = io::Output::open(path);
   out->write(header());
   const std::string zeros(alignment_, '\0');
-  for (const Tensor& t : tensors_) {  // the header is padded: each tensor's padding is its own
-    out->write(t.data);
-    out->write(std::string_view(zeros).substr(0, aligned(t.data.size(), alignment_) - t.data.size()));
+  for (size_t i = 0; i < tensors_.size(); ++i) {  // the header is padded: each tensor's padding is its own
+    const Tensor& t = tensors_[i];
+    std::string_view d = data(i);
+    if (d.size() != t.size)
+      throw usage_error(fmt::format("GGUF tensor \"{}\" has {} bytes; its type and dims make {}", t.name, d.size(), t.size));
+    out->write(d);
+    out->write(std::string_view(zeros).substr(0, aligned(t.size, alignment_) - t.size));
   }
   out->close();
 }

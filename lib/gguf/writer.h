@@ -10,6 +10,7 @@
 //   w.write("model.gguf");                       // atomic: a temp file renamed into place
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,21 +47,25 @@ class Writer {
   // A tensor: dims innermost first, ggml type id, its bytes (copied). The byte count must be what
   // the type and dims make; loom::Error (Usage) otherwise, and for a repeated name.
   void add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string_view data);
-  // The same, taking the bytes over (no copy).
-  void add_tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type, std::string&& data);
+  // A tensor whose bytes are given only when the file is written (write with a `data` function).
+  void add_tensor_info(const std::string& name, std::vector<uint64_t> ne, uint32_t ggml_type);
 
   // The whole file.
   std::string bytes() const;
-  // Writes the file atomically, tensor by tensor (the file is never whole in memory);
-  // loom::Error (Runtime) when it cannot be written.
+  // Writes the file atomically, tensor by tensor; loom::Error (Runtime) when it cannot be written.
   void write(const std::string& path) const;
+  // The same, asking data(i) for the bytes of the i-th tensor when the file reaches it (the view
+  // must stay valid until the next call): memory holds one tensor at a time. loom::Error (Usage)
+  // when a tensor's bytes are not the size its type and dims make.
+  void write(const std::string& path, const std::function<std::string_view(size_t)>& data) const;
 
  private:
   struct Tensor {
     std::string name;
     std::vector<uint64_t> ne;
     uint32_t type;
-    std::string data;
+    uint64_t size;     // bytes
+    std::string data;  // (empty for add_tensor_info)
   };
   std::string header() const;  // everything before the first tensor's data, padded
   uint64_t alignment_;

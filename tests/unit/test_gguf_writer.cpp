@@ -56,6 +56,23 @@ TEST(GgufWriter, SameBytesAsTheReferenceWriter) {
   ASSERT_EQ(mine.size(), ref.size());
   EXPECT_TRUE(mine == ref) << "first difference at byte "
                            << std::mismatch(mine.begin(), mine.end(), ref.begin()).first - mine.begin();
+  // written to a file tensor by tensor: the same bytes; and with the bytes given only then
+  fs::path p = fs::temp_directory_path() / "loom_test_gguf_writer_stream.gguf";
+  w.write(p.string());
+  EXPECT_TRUE(read_file(p.string()) == ref);
+  gguf::Writer lazy;
+  for (const auto& [k, v] : f.metadata()) lazy.set(k, v);
+  std::vector<std::string> data;
+  for (const auto& t : f.tensors()) {
+    lazy.add_tensor_info(t.name, t.ne, t.ggml_type);
+    data.push_back(tensor_bytes(f, ref, t));
+  }
+  EXPECT_THROW(lazy.bytes(), Error);  // no bytes to put in a string
+  lazy.write(p.string(), [&](size_t i) { return std::string_view(data[i]); });
+  EXPECT_TRUE(read_file(p.string()) == ref);
+  EXPECT_THROW(lazy.write(p.string(), [&](size_t i) { return std::string_view(data[i]).substr(1); }), Error);
+  EXPECT_TRUE(read_file(p.string()) == ref);  // a failed write leaves the file as it was
+  fs::remove(p);
 }
 
 // Whatever the reader reads, the writer writes back identically (every value type, nested arrays).

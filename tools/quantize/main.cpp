@@ -20,6 +20,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <regex>
 
 #include "loom/cli/tool.h"
@@ -118,7 +119,6 @@ GgmlType parse_tensor_type(const std::string& arg, const std::string& word) {
   const std::string u = upper(word);
   for (const auto& p : kTypes)
     if (u == p.name) return p.type;
-  (void)word;
   throw usage_error(fmt::format("--tensor-type {}: unknown type (valid: {})", arg, names(kTypes)));
 }
 
@@ -278,7 +278,6 @@ GgmlType mix_type(MixState& s, GgmlType t, const gguf::TensorInfo& ti, Cat c) {
 }
 
 struct Override {
-  std::string pattern;
   std::regex re;
   GgmlType type;
 };
@@ -357,11 +356,26 @@ std::string report(const Options& opt, const FileType& pt, const std::vector<Pla
 // IN against OUT on the text of --eval, as loom eval perplexity windows it (llama-perplexity's
 // chunks): both models' perplexity and the divergence of OUT's next-token distributions from IN's
 // (eval::compare_models). The report's "eval" member.
-std::string evaluate(cli::Tool& tool, const Options& opt) {
+// The text of --eval, checked before any work: UTF-8, and long enough for two windows of IN's
+// tokens (the same check the evaluation makes).
+std::string eval_text(const Options& opt, const gguf::File& in) {
   std::string text = io::read_all(*io::Input::open(opt.eval_file));
   if (!text.empty() && text.back() == '\n') text.pop_back();  // as llama-perplexity -f
   const std::string where = opt.eval_file == "-" ? "<stdin>" : opt.eval_file;
   if (!json::valid_utf8(text)) throw input_error(fmt::format("not UTF-8 (byte {})", json::first_invalid_utf8(text)), where);
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(in, opt.input);
+  eval::PerplexityOptions po;
+  po.n_ctx = opt.eval_ctx;
+  po.chunks = opt.eval_chunks;
+  try {
+    eval::perplexity_windows(tokenizer.encode(text, {.add_special = true, .parse_special = false}).ids.size(), false, po);
+  } catch (Error& e) {
+    throw e.at(where);
+  }
+  return text;
+}
+
+std::string evaluate(cli::Tool& tool, const Options& opt, const std::string& text) {
   auto fa = std::make_shared<gguf::File>(gguf::File::open(opt.input));
   auto fb = std::make_shared<gguf::File>(gguf::File::open(opt.output));
   const tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*fa, opt.input);
@@ -379,7 +393,7 @@ std::string evaluate(cli::Tool& tool, const Options& opt) {
       progress.tick([&] { return fmt::format("window {}/{}: {:.4f}", done, total, ppl); });
     });
   } catch (Error& e) {
-    if (e.kind() == Error::Kind::BadInput) e.at(where);  // the text is too short
+    if (e.kind() == Error::Kind::BadInput) e.at(opt.eval_file == "-" ? "<stdin>" : opt.eval_file);
     throw;
   }
   progress.done();
@@ -419,15 +433,26 @@ void run(cli::Tool& tool, Options& opt) {
     } catch (const std::regex_error& e) {
       throw usage_error(fmt::format("--tensor-type {}: bad regular expression: {}", s, e.what()));
     }
-    overrides.push_back({pat, std::move(re), parse_tensor_type(s, s.substr(eq + 1))});
+    overrides.push_back({std::move(re), parse_tensor_type(s, s.substr(eq + 1))});
   }
   if (!opt.dry_run && opt.output.empty()) throw usage_error("OUT is required (or --dry-run)");
   if (opt.dry_run && !opt.eval_file.empty()) throw usage_error("--eval needs a written OUT: not with --dry-run");
   if (opt.eval_ctx < 3) throw usage_error(fmt::format("--eval-ctx {}: at least 3", opt.eval_ctx));
-  if (opt.eval_chunks == 0) throw usage_error("--eval-chunks 0: at least 1 (or -1: all)");
+  if (opt.eval_chunks == 0 || opt.eval_chunks < -1)
+    throw usage_error(fmt::format("--eval-chunks {}: at least 1 (or -1: all)", opt.eval_chunks));
+  if (!opt.output.empty()) {
+    // OUT is a plain file (no stdout, no compression) and not IN itself (--eval reads IN after)
+    std::string_view o = opt.output;
+    if (o == "-" || o.ends_with(".zst"))
+      throw usage_error(fmt::format("OUT {}: a GGUF file is written as it is (not to stdout, not compressed)", opt.output));
+    std::error_code ec;
+    if (std::filesystem::equivalent(opt.input, opt.output, ec))
+      throw usage_error(fmt::format("OUT {} is IN: write the quantized model to another file", opt.output));
+  }
 
   gguf::File f = gguf::File::open(opt.input);
   f.validate_tensors();
+  const std::string text = opt.eval_file.empty() ? std::string() : eval_text(opt, f);
 
   // Tensors in llama.cpp's order (llama_model_loader's weight_name_comparer: by layer, the tensors
   // of no layer first, then by name), so that the file is byte for byte llama-quantize's and the
@@ -499,18 +524,18 @@ void run(cli::Tool& tool, Options& opt) {
   w.set("general.quantization_version", gguf::u32(2));
   w.set("general.file_type", gguf::u32(pt.ftype));
 
+  // The tensors are converted one at a time as the file is written: memory holds one of them.
+  for (const Plan& p : plan) w.add_tensor_info(p.t->name, p.t->ne, static_cast<uint32_t>(p.to));
   ThreadPool pool(tool.common().threads);
-  for (const Plan& p : plan) {
-    std::string out;
+  std::string out;
+  w.write(opt.output, [&](size_t i) -> std::string_view {
+    const Plan& p = plan[i];
     std::string_view src = f.tensor_data(*p.t);
-    if (p.from == p.to) {
-      w.add_tensor(p.t->name, p.t->ne, p.t->ggml_type, src);
-      continue;
-    }
+    if (p.from == p.to) return src;
     const uint64_t ncols = p.t->ne[0];
     const uint64_t nrows = p.t->n_elements() / ncols;
     const uint64_t src_row = type_bytes(p.from, ncols), dst_row = type_bytes(p.to, ncols);
-    out.assign(p.bytes_after, '\0');
+    out.resize(p.bytes_after);
     const uint64_t per_task = std::max<uint64_t>(1, (uint64_t{1} << 16) / ncols);
     const size_t tasks = (nrows + per_task - 1) / per_task;
     pool.for_each(tasks, [&](size_t k) {
@@ -522,11 +547,10 @@ void run(cli::Tool& tool, Options& opt) {
         quant::quantize_row(p.to, row.data(), out.data() + r * dst_row, ncols);
       }
     });
-    w.add_tensor(p.t->name, p.t->ne, static_cast<uint32_t>(p.to), std::move(out));
-  }
-  w.write(opt.output);
+    return out;
+  });
   std::string r = report(opt, pt, plan, false);
-  if (!opt.eval_file.empty()) r.insert(r.size() - 2, "," + evaluate(tool, opt));  // before the final "}\n"
+  if (!opt.eval_file.empty()) r.insert(r.size() - 2, "," + evaluate(tool, opt, text));  // before the final "}\n"
   tool.out().write(r);
 }
 
