@@ -3,29 +3,29 @@
 // of two evaluations. Each subcommand is its own small program with its own options table; the
 // computations live in lib/eval/, this file reads inputs and writes one JSON summary (after one
 // line per item with --per-item).
-#include <unistd.h>
-
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <unordered_map>
 
 #include "loom/chat/value.h"
 #include "loom/cli/tool.h"
+#include "loom/core/parallel.h"
 #include "loom/eval/compare.h"
-#include "loom/eval/rag.h"
 #include "loom/eval/perplexity.h"
+#include "loom/eval/rag.h"
 #include "loom/eval/retrieval.h"
+#include "loom/eval/text.h"
 #include "loom/gguf/gguf.h"
+#include "loom/io/json.h"
+#include "loom/io/jsonl.h"
 #include "loom/io/stream.h"
 #include "loom/model/decoder.h"
 #include "loom/model/models_dir.h"
 #include "loom/tokenizer/tokenizer.h"
-#include "loom/eval/text.h"
-#include "loom/core/parallel.h"
-#include "loom/io/json.h"
-#include "loom/io/jsonl.h"
 
 using namespace loom;
 
