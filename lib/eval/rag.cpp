@@ -360,12 +360,7 @@ RagEvaluator::RagEvaluator(RagOptions opt) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.opt = std::move(opt);
   m.prompts = rag_prompts(m.opt.prompts_dir);
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  auto p = model::find_model(m.opt.judge);
-  if (!p || !fs::is_regular_file(*p, ec))
-    throw usage_error(fmt::format("no judge model '{}': not a .gguf file or a model name under {}", m.opt.judge, model::models_dir()));
-  m.judge_path = *p;
+  m.judge_path = model::find_gguf(m.opt.judge, "judge model");
   m.file = std::make_shared<gguf::File>(gguf::File::open(m.judge_path));
   m.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_gguf(*m.file, m.judge_path));
   generate::PromptOptions po;

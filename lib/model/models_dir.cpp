@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <fmt/format.h>
+
+#include "loom/core/error.h"
+
 namespace loom::model {
 
 namespace fs = std::filesystem;
@@ -22,6 +26,13 @@ std::optional<std::string> find_model(const std::string& m) {
   if (fs::is_directory(root / m, ec)) return (root / m).string();
   if (fs::is_regular_file(root / (m + ".gguf"), ec)) return (root / (m + ".gguf")).string();
   return std::nullopt;
+}
+
+std::string find_gguf(const std::string& m, const char* what) {
+  std::error_code ec;
+  auto p = find_model(m);
+  if (p && fs::is_regular_file(*p, ec)) return *p;
+  throw usage_error(fmt::format("no {} '{}': not a .gguf file or a model name under {}", what, m, models_dir()));
 }
 
 }  // namespace loom::model

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <unordered_map>
@@ -428,17 +427,13 @@ int perplexity_main(int argc, char** argv) {
   gates.add(app);
   int status = tool.run(argc, argv, [&] {
     gates.validate({"perplexity", "nll", "bits_per_byte"});
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    auto path = model::find_model(model);
-    if (!path || !fs::is_regular_file(*path, ec))
-      throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", model, model::models_dir()));
+    const std::string path = model::find_gguf(model);
     std::string text = io::read_all(*io::Input::open(file));
     if (!text.empty() && text.back() == '\n') text.pop_back();
     if (!json::valid_utf8(text))
       throw input_error(fmt::format("not UTF-8 (byte {})", json::first_invalid_utf8(text)), file == "-" ? "<stdin>" : file);
-    auto gf = std::make_shared<gguf::File>(gguf::File::open(*path));
-    tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*gf, *path);
+    auto gf = std::make_shared<gguf::File>(gguf::File::open(path));
+    tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*gf, path);
     po.threads = tool.common().threads;
     model::Decoder dec(gf, {.n_ctx = po.n_ctx, .threads = tool.common().threads, .n_seq = 1});
     cli::Progress progress(tool, "perplexity");
@@ -474,7 +469,7 @@ int perplexity_main(int argc, char** argv) {
     json::append_number(line, r.uncertainty);
     line += fmt::format(",\"tokens\":{},\"scored_tokens\":{},\"bytes\":{},\"windows\":{},\"ctx\":{},\"stride\":{},\"model\":",
                         r.tokens, r.scored_tokens, r.bytes, r.chunks, r.n_ctx, r.stride);
-    json::append_string(line, *path);
+    json::append_string(line, path);
     line += ",\"running\":[";
     for (size_t i = 0; i < r.running.size(); ++i) {
       if (i) line += ',';

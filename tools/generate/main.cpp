@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <deque>
-#include <filesystem>
 #include <random>
 
 #include "loom/generate/generator.h"
@@ -75,14 +74,6 @@ void catch_signals(bool stdin_input) {
 }
 
 // ------------------------------------------------------------------------------------------------
-
-std::string model_file(const std::string& m) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  auto p = model::find_model(m);
-  if (p && fs::is_regular_file(*p, ec)) return *p;
-  throw usage_error(fmt::format("no model '{}': not a .gguf file or a model name under {}", m, model::models_dir()));
-}
 
 class Records {
  public:
@@ -296,7 +287,7 @@ void check_modes(CLI::App& app, const Options& opt) {
 
 void run(cli::Tool& tool, CLI::App& app, Options& opt) {
   check_modes(app, opt);
-  const std::string path = model_file(opt.model);
+  const std::string path = model::find_gguf(opt.model);
   auto file = std::make_shared<gguf::File>(gguf::File::open(path));
   tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*file, path);
   if (opt.field.empty()) opt.field = opt.rag || opt.score ? "text" : "prompt";
