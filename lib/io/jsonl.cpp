@@ -215,6 +215,12 @@ void Record::split_validated(std::string_view json) {
     Field f;
     f.koff = static_cast<uint32_t>(buf_.size());
     f.klen = static_cast<uint32_t>(p - k);
+    // A key must be Unicode text: one with a lone surrogate escape is refused here, with the
+    // line, rather than later by whatever looks a field up.
+    if (std::string_view(k, p - k).find('\\') != std::string_view::npos) {
+      std::string decoded;
+      json::unescape_string(std::string_view(k, p - k), decoded);
+    }
     buf_.append(k, p);
     while (is_ws(*p) || *p == ':') ++p;
     f.voff = static_cast<uint32_t>(buf_.size());
@@ -455,10 +461,10 @@ bool JsonlReader::next(Record& rec) {
   }
   try {
     validate_object(parser_->dom, line);
+    rec.split_validated(line);
   } catch (Error& e) {
     throw e.at(in_.name(), lines_.line_number());
   }
-  rec.split_validated(line);
   return true;
 }
 

@@ -151,6 +151,17 @@ TEST(Record, RejectsNonObjectsAndMalformedJson) {
 
 // ---- JSONL reader ----------------------------------------------------------------------------
 
+TEST(JsonlReader, AKeyWithALoneSurrogateIsALineError) {
+  // A value may hold a lone surrogate escape (it is refused only when decoded); a key may not,
+  // since every field lookup decodes keys.
+  std::vector<std::string> errors;
+  auto recs = read_records("{\"a\\ud83d\":1}\n{\"v\":\"\\ud83d\"}\n{\"a\\u00e9\":2}\n", &errors);
+  ASSERT_EQ(recs.size(), 2u);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("mem.jsonl:1:", 0), 0u) << errors[0];
+  EXPECT_NE(errors[0].find("lone surrogate"), std::string::npos) << errors[0];
+}
+
 TEST(JsonlReader, BomCrlfBlankLinesAndMissingFinalNewline) {
   auto recs = read_records("\xEF\xBB\xBF{\"a\":1}\r\n\r\n   \n\t\n{\"b\":2}\r\n{\"c\":3}");
   ASSERT_EQ(recs.size(), 3u);
