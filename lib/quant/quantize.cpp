@@ -19,6 +19,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "loom/core/error.h"
 #include "loom/tensor/dequant.h"
@@ -251,10 +252,11 @@ float fit_asymmetric(int n, int nmax, const float* x, const float* w, uint8_t* L
   return scale;
 }
 
-// Symmetric fit of n values to codes -nmax..nmax-1 (stored as L + nmax), weights x²: the scale
-// that maps the largest-magnitude value to -nmax, then 18 nearby grids (nmax ± 0.1..0.9 levels);
-// the least-squares scale of the best candidate is returned (0 for an all-zero group).
-float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
+// Symmetric fit of n values to codes -nmax..nmax-1 (stored as L + nmax), weights qw (x² when
+// null): the scale that maps the largest-magnitude value to -nmax, then 18 nearby grids
+// (nmax ± 0.1..0.9 levels); the least-squares scale of the best candidate is returned (0 for an
+// all-zero group). ggml's make_qx_quants with rmse_type 1.
+float fit_symmetric(int n, int nmax, const float* x, int8_t* L, const float* qw = nullptr) {
   float amax = 0, max = 0;
   for (int i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
@@ -274,7 +276,7 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
     suml2 = 0;
     for (int i = 0; i < n; ++i) {
       const float l = static_cast<float>(code(iscale * x[i]));
-      const float w = x[i] * x[i];
+      const float w = qw ? qw[i] : x[i] * x[i];
       sumlx += w * x[i] * l;
       suml2 += w * l * l;
     }
@@ -298,6 +300,75 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
+// Fit of n non-negative values (sub-block scales or mins) to codes 0..nmax, weights w: the grid
+// that maps the largest value to nmax and 8 nearby grids (nmax ± 0.1..0.4 levels) compared by
+// weighted squared error, then up to 5 passes moving single codes while that improves the
+// least-squares fit. Returns the least-squares scale (0 for an all-zero group). ggml's
+// make_qp_quants.
+float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w) {
+  float max = 0;
+  for (int i = 0; i < n; ++i) max = std::max(max, x[i]);
+  if (max < kGroupEps) {
+    std::fill(L, L + n, uint8_t{0});
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / max;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(nearest_int(iscale * x[i]));
+  const float scale = 1 / iscale;
+  float best_err = 0;
+  for (int i = 0; i < n; ++i) {
+    const float diff = x[i] - scale * L[i];
+    best_err += w[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * static_cast<float>(is) + static_cast<float>(nmax)) / max;
+    const float scale_is = 1 / iscale_is;
+    float err = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::min(nmax, nearest_int(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * static_cast<float>(l);
+      err += w[i] * diff * diff;
+    }
+    if (err < best_err) {
+      best_err = err;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  int Li[64];  // n <= 16 here; codes as ints, as ggml compares them
+  for (int i = 0; i < n; ++i) {
+    const int l = std::min(nmax, nearest_int(iscale * x[i]));
+    Li[i] = l;
+    sumlx += w[i] * x[i] * static_cast<float>(l);
+    suml2 += w[i] * static_cast<float>(l) * static_cast<float>(l);
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const int li = static_cast<uint8_t>(Li[i]);  // ggml keeps L as uint8_t between passes
+      float slx = sumlx - w[i] * x[i] * static_cast<float>(li);
+      float sl2 = suml2 - w[i] * static_cast<float>(li) * static_cast<float>(li);
+      if (slx > 0 && sl2 > 0) {
+        const int nl = std::min(nmax, nearest_int(x[i] * sl2 / slx));
+        if (nl != li) {
+          slx += w[i] * x[i] * static_cast<float>(nl);
+          sl2 += w[i] * static_cast<float>(nl) * static_cast<float>(nl);
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            Li[i] = nl;
+            sumlx = slx;
+            suml2 = sl2;
+            ++changed;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(Li[i]);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
 // 6-bit scale j and min j out of Q4_K/Q5_K's 12 packed bytes.
 inline void unpack_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
   if (j < 4) {
@@ -312,27 +383,57 @@ inline void unpack_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
 // Shared by Q4_K and Q5_K: fits each 32-wide sub-block, quantizes the eight scales and mins to
 // 6 bits against the super-block's d and dmin, then recomputes the codes (0..nmax) of each
 // sub-block from the rounded scales. Writes d, dmin, scales[12]; codes to L[256].
-void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, uint16_t& d_out, uint16_t& dmin_out,
-                        uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
+// Without importance weights (qw null) this is ggml's quantize_row_q{4,5}_K_ref: sub-block
+// weights av|x| + |x|, nstep + 1 grids from rmin, and d/dmin = the largest scale/min over 63.
+// With them (qw: this super-block's 256 column weights) it is quantize_row_q{4,5}_K_impl: weights
+// qw·sqrt(σ² + x²) with σ² = 2·mean x² over the super-block, 37 grids from -0.9, and d/dmin
+// fitted by fit_positive to the sub-blocks' total weights.
+void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, const float* qw, uint16_t& d_out,
+                        uint16_t& dmin_out, uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
   constexpr int kSub = kQKK / 32;
-  float scales[kSub], mins[kSub], w[32];
-  uint8_t aux[32];
+  float scales[kSub], mins[kSub], w[32], sw[kSub];
+  uint8_t aux[32], Ls[kSub], Lm[kSub];
   float max_scale = 0, max_min = 0;
+  float sigma2 = 0;
+  if (qw) {
+    float sum_x2 = 0;
+    for (int l = 0; l < kQKK; ++l) sum_x2 += x[l] * x[l];
+    sigma2 = 2 * sum_x2 / static_cast<float>(kQKK);
+  }
   for (int j = 0; j < kSub; ++j) {
     const float* xs = x + 32 * j;
-    float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
-    const float av_x = std::sqrt(sum_x2 / 32.0f);
-    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
-    scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, rmin, 0.1f, nstep);
+    if (qw) {
+      for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
+      float sum_w = 0;
+      for (int l = 0; l < 32; ++l) sum_w += w[l];
+      sw[j] = sum_w;
+      scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, -0.9f, 0.05f, 36);
+    } else {
+      float sum_x2 = 0;
+      for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
+      const float av_x = std::sqrt(sum_x2 / 32.0f);
+      for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
+      scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, rmin, 0.1f, nstep);
+    }
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
-  const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
-  const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+  float d_block, m_block;
+  if (qw) {
+    d_block = fit_positive(kSub, 63, scales, Ls, sw);
+    m_block = fit_positive(kSub, 63, mins, Lm, sw);
+  } else {
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    for (int j = 0; j < kSub; ++j) {
+      Ls[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
+      Lm[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+    }
+    d_block = max_scale / 63.0f;
+    m_block = max_min / 63.0f;
+  }
   for (int j = 0; j < kSub; ++j) {
-    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_scale * scales[j])));
-    const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearest_int(inv_min * mins[j])));
+    const uint8_t ls = Ls[j], lm = Lm[j];
     if (j < 4) {
       packed[j] = ls;
       packed[j + 4] = lm;
@@ -342,8 +443,8 @@ void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, uint16_
       packed[j] |= static_cast<uint8_t>((lm >> 4) << 6);
     }
   }
-  d_out = f32_to_f16(max_scale / 63.0f);
-  dmin_out = f32_to_f16(max_min / 63.0f);
+  d_out = f32_to_f16(d_block);
+  dmin_out = f32_to_f16(m_block);
   const float d_all = half_to_float(d_out), dmin_all = half_to_float(dmin_out);
   for (int j = 0; j < kSub; ++j) {
     uint8_t sc, m;
@@ -356,10 +457,11 @@ void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, uint16_
   }
 }
 
-void q4_k(const float* x, BlockQ4_K* y, size_t nb) {
+// qw: the weights of the nb * 256 columns, or null.
+void q4_k(const float* x, BlockQ4_K* y, size_t nb, const float* qw = nullptr) {
   for (size_t b = 0; b < nb; ++b, x += kQKK) {
     uint8_t L[kQKK];
-    k_scales_and_codes(x, 15, -1.0f, 20, y[b].d, y[b].dmin, y[b].scales, L);
+    k_scales_and_codes(x, 15, -1.0f, 20, qw ? qw + b * kQKK : nullptr, y[b].d, y[b].dmin, y[b].scales, L);
     // 64 elements per 32 bytes: low nibbles the first 32, high nibbles the next 32.
     for (int c = 0; c < kQKK / 64; ++c)
       for (int l = 0; l < 32; ++l)
@@ -367,10 +469,10 @@ void q4_k(const float* x, BlockQ4_K* y, size_t nb) {
   }
 }
 
-void q5_k(const float* x, BlockQ5_K* y, size_t nb) {
+void q5_k(const float* x, BlockQ5_K* y, size_t nb, const float* qw = nullptr) {
   for (size_t b = 0; b < nb; ++b, x += kQKK) {
     uint8_t L[kQKK];
-    k_scales_and_codes(x, 31, -0.5f, 15, y[b].d, y[b].dmin, y[b].scales, L);
+    k_scales_and_codes(x, 31, -0.5f, 15, qw ? qw + b * kQKK : nullptr, y[b].d, y[b].dmin, y[b].scales, L);
     // As Q4_K for the low 4 bits; the 5th bit of element 64c + l (+32) is bit 2c (2c + 1) of qh[l].
     std::memset(y[b].qh, 0, sizeof y[b].qh);
     for (int c = 0; c < kQKK / 64; ++c) {
@@ -383,14 +485,15 @@ void q5_k(const float* x, BlockQ5_K* y, size_t nb) {
   }
 }
 
-void q6_k(const float* x, BlockQ6_K* y, size_t nb) {
+// qw: the weights of the nb * 256 columns (used as they are, as ggml's impl does), or null (x²).
+void q6_k(const float* x, BlockQ6_K* y, size_t nb, const float* qw = nullptr) {
   constexpr int kSub = kQKK / 16;
   for (size_t b = 0; b < nb; ++b, x += kQKK) {
     int8_t L[kQKK];
     float scales[kSub];
     float max_scale = 0, max_abs = 0;
     for (int j = 0; j < kSub; ++j) {
-      scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
+      scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j, qw ? qw + b * kQKK + 16 * j : nullptr);
       if (std::fabs(scales[j]) > max_abs) {
         max_abs = std::fabs(scales[j]);
         max_scale = scales[j];
@@ -422,6 +525,43 @@ void q6_k(const float* x, BlockQ6_K* y, size_t nb) {
         qh[l] = static_cast<uint8_t>((q[l] >> 4) | ((q[l + 32] >> 4) << 2) | ((q[l + 64] >> 4) << 4) |
                                      ((q[l + 96] >> 4) << 6));
       }
+    }
+  }
+}
+
+// ============================== importance-weighted rows ==============================
+
+// One row of n values of a 32-element type with column weights qw (ggml's
+// quantize_row_q{4,5}_{0,1}_impl): each block's element weights are qw·sqrt(σ² + x²), σ² the
+// row's mean x²; Q4_0/Q5_0 take the best weighted symmetric fit (d may come out negative),
+// Q4_1/Q5_1 the best weighted asymmetric one (37 grids from -0.9 levels).
+template <typename Block, int kNmax, bool kAsym>
+void weighted_row32(const float* x, Block* y, size_t n, const float* qw) {
+  float sum_x2 = 0;
+  for (size_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+  const float sigma2 = sum_x2 / static_cast<float>(n);
+  for (size_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + kQK * b;
+    const float* wb = qw + kQK * b;
+    float w[kQK];
+    for (int j = 0; j < kQK; ++j) w[j] = wb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+    uint8_t q[kQK];
+    if constexpr (kAsym) {
+      uint8_t aux[kQK];
+      float min;
+      const float d = fit_asymmetric(kQK, kNmax, xb, w, q, &min, aux, -0.9f, 0.05f, 36);
+      y[b].d = f32_to_f16(d);
+      y[b].m = f32_to_f16(-min);
+    } else {
+      int8_t L[kQK];
+      const float d = fit_symmetric(kQK, (kNmax + 1) / 2, xb, L, w);
+      y[b].d = f32_to_f16(d);
+      for (int j = 0; j < kQK; ++j) q[j] = static_cast<uint8_t>(L[j]);
+    }
+    if constexpr (kNmax == 15) {
+      for (int j = 0; j < kQK / 2; ++j) y[b].qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK / 2] << 4));
+    } else {
+      pack_q5(q, y[b].qh, y[b].qs);
     }
   }
 }
@@ -523,6 +663,40 @@ void quantize_row(GgmlType t, const float* x, void* dst, size_t n) {
       default: break;
     }
     std::memcpy(out + b0 * bb, buf, k * bb);
+  }
+}
+
+
+bool takes_importance(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: return true;
+    default: return false;
+  }
+}
+
+void quantize_rows(GgmlType t, const float* x, void* dst, size_t nrows, size_t n_per_row, const float* importance) {
+  const size_t rb = row_bytes(t, n_per_row);  // validates type and row length
+  if (!importance || !takes_importance(t)) {
+    quantize_row(t, x, dst, nrows * n_per_row);
+    return;
+  }
+  // Whole rows into an aligned buffer of blocks, then copied: dst needs no alignment.
+  std::vector<uint8_t> buf(rb + 64);
+  void* row = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t r = 0; r < nrows; ++r, x += n_per_row, out += rb) {
+    switch (t) {
+      case GgmlType::Q4_0: weighted_row32<BlockQ4_0, 15, false>(x, static_cast<BlockQ4_0*>(row), n_per_row, importance); break;
+      case GgmlType::Q5_0: weighted_row32<BlockQ5_0, 31, false>(x, static_cast<BlockQ5_0*>(row), n_per_row, importance); break;
+      case GgmlType::Q4_1: weighted_row32<BlockQ4_1, 15, true>(x, static_cast<BlockQ4_1*>(row), n_per_row, importance); break;
+      case GgmlType::Q5_1: weighted_row32<BlockQ5_1, 31, true>(x, static_cast<BlockQ5_1*>(row), n_per_row, importance); break;
+      case GgmlType::Q4_K: q4_k(x, static_cast<BlockQ4_K*>(row), n_per_row / kQKK, importance); break;
+      case GgmlType::Q5_K: q5_k(x, static_cast<BlockQ5_K*>(row), n_per_row / kQKK, importance); break;
+      case GgmlType::Q6_K: q6_k(x, static_cast<BlockQ6_K*>(row), n_per_row / kQKK, importance); break;
+      default: break;
+    }
+    std::memcpy(out, row, rb);
   }
 }
 

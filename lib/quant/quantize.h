@@ -59,6 +59,16 @@ size_t row_bytes(GgmlType t, size_t n);
 // is not a multiple of the block size.
 void quantize_row(GgmlType t, const float* x, void* dst, size_t n);
 
+// Importance-weighted quantization, as llama.cpp quantizes with an importance matrix
+// (ggml_quantize_chunk with quant_weights): nrows rows of n_per_row values, `importance` the
+// n_per_row column weights (an imatrix entry's mean squared activations) or null. Q4_0, Q4_1,
+// Q5_0, Q5_1, Q4_K, Q5_K and Q6_K use the weights (ggml's quantize_row_<type>_impl; the bytes
+// are ggml's); the other types ignore them, and a null `importance` gives quantize_row's bytes.
+void quantize_rows(GgmlType t, const float* x, void* dst, size_t nrows, size_t n_per_row, const float* importance);
+
+// True for the types whose quantization uses importance weights.
+bool takes_importance(GgmlType t);
+
 // One value to IEEE half / bfloat16 bits, as ggml converts (see the table above).
 uint16_t f32_to_f16(float f);
 uint16_t f32_to_bf16(float f);

@@ -15,6 +15,12 @@ Written to tests/reference/golden/quant_rows/:
   specials.f32   rows for F16/BF16 only: rounding boundaries, inf, NaN, random bit patterns
   <TYPE>.bin     the bytes ggml_quantize_chunk writes for inputs.f32 (F16 and BF16: inputs.f32
                  then specials.f32)
+  importance.f32 importance weights (column weights, as llama-quantize passes an imatrix
+                 entry): IW_SHORT vectors of N_PER_ROW, then one of LONG_ROW
+  <TYPE>.iw<k>.bin   the bytes ggml_quantize_chunk writes for inputs.f32 with weight vector k
+                 (the types that use weights: Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K)
+  <TYPE>.iw-long.bin the first rows of inputs.f32 laid end to end as rows of LONG_ROW (the
+                 32-element types' weights depend on the whole row) with the long vector
   manifest.json  row names, sizes, sha256 of every file
 
   tests/bench/.venv/bin/python tests/reference/gen_quant_row_goldens.py
@@ -39,6 +45,8 @@ BUILD = os.environ.get("LLAMA_CPP_BUILD") or os.path.join(CACHE, "llama.cpp-buil
 MODELS = os.environ.get("LOOM_MODELS") or os.path.join(CACHE, "models")
 
 N_PER_ROW = 256
+LONG_ROW = 1024
+WEIGHTED = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
 # ggml type ids (ggml.h)
 TYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8,
          "Q4_K": 12, "Q5_K": 13, "Q6_K": 14, "BF16": 30}
@@ -146,6 +154,20 @@ def special_rows():
             ("random_bits_1", rand_bits[N_PER_ROW:])]
 
 
+def importance_vectors():
+    """Column weights like an imatrix's mean squared activations: gamma-distributed (spread over
+    orders of magnitude), with exact zeros (columns never active), and all equal; then a long one."""
+    rng = np.random.default_rng(99)
+    n = N_PER_ROW
+    spread = rng.gamma(0.5, 2.0, n) * 10.0 ** rng.uniform(-3, 3, n)
+    zeros = rng.gamma(1.0, 1.0, n)
+    zeros[rng.choice(n, 40, replace=False)] = 0.0
+    zeros[96:128] = 0.0  # a whole block
+    short = [spread, zeros, np.ones(n)]
+    long = rng.gamma(0.7, 1.5, LONG_ROW)
+    return [np.asarray(v, dtype="<f4") for v in short], np.asarray(long, dtype="<f4")
+
+
 def build_driver(tmp):
     exe = os.path.join(tmp, "quant_rows_driver")
     lib = os.path.join(BUILD, "ggml", "src", "libggml-base.a")
@@ -157,9 +179,9 @@ def build_driver(tmp):
     return exe
 
 
-def quantize(exe, type_id, data):
-    return subprocess.run([exe, str(type_id), str(N_PER_ROW)], input=data.tobytes(),
-                          capture_output=True, check=True).stdout
+def quantize(exe, type_id, data, n_per_row=N_PER_ROW, weights_file=None):
+    args = [exe, str(type_id), str(n_per_row)] + ([weights_file] if weights_file else [])
+    return subprocess.run(args, input=data.tobytes(), capture_output=True, check=True).stdout
 
 
 def main():
@@ -168,18 +190,32 @@ def main():
     specials = special_rows()
     inputs = np.stack([v for _, v in rows]).astype("<f4")
     spec = np.stack([v for _, v in specials]).astype("<f4")
-    files = {"inputs.f32": inputs.tobytes(), "specials.f32": spec.tobytes()}
+    short, long = importance_vectors()
+    files = {"inputs.f32": inputs.tobytes(), "specials.f32": spec.tobytes(),
+             "importance.f32": b"".join(v.tobytes() for v in short) + long.tobytes()}
+    n_long_rows = inputs.size // LONG_ROW
+    long_inputs = inputs.reshape(-1)[:n_long_rows * LONG_ROW]
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_driver(tmp)
         for name, tid in TYPES.items():
             data = np.concatenate([inputs, spec]) if name in ("F16", "BF16") else inputs
             files[f"{name}.bin"] = quantize(exe, tid, data)
+        wfiles = []
+        for k, v in enumerate(short + [long]):
+            wfiles.append(os.path.join(tmp, f"w{k}.f32"))
+            v.tofile(wfiles[-1])
+        for name in WEIGHTED:
+            for k in range(len(short)):
+                files[f"{name}.iw{k}.bin"] = quantize(exe, TYPES[name], inputs, N_PER_ROW, wfiles[k])
+            files[f"{name}.iw-long.bin"] = quantize(exe, TYPES[name], long_inputs, LONG_ROW, wfiles[-1])
     for fn, b in files.items():
         with open(os.path.join(OUT, fn), "wb") as fh:
             fh.write(b)
     manifest = {
-        "source": "ggml_quantize_chunk (no imatrix), llama.cpp vendored in llama-cpp-python 0.3.36",
+        "source": "ggml_quantize_chunk, llama.cpp vendored in llama-cpp-python 0.3.36",
         "n_per_row": N_PER_ROW,
+        "importance": {"short_vectors": len(short), "long_row": LONG_ROW, "long_rows": n_long_rows,
+                       "types": WEIGHTED},
         "rows": [n for n, _ in rows],
         "special_rows": [n for n, _ in specials],
         "types": {n: {"id": t, "file": f"{n}.bin", "with_specials": n in ("F16", "BF16")}

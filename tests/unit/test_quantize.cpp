@@ -3,6 +3,7 @@
 // each type's error bound, errors for unsupported types and partial blocks, and non-finite input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -103,6 +104,65 @@ TEST_P(QuantGolden, BytesEqualLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantGolden, ::testing::ValuesIn(kGoldens),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Importance-weighted quantization (llama-quantize --imatrix): bytes of ggml_quantize_chunk with
+// quant_weights, for three column-weight vectors over 256-wide rows and one over 1024-wide rows
+// (the 32-element types weigh each block by the whole row's mean square).
+class QuantImportanceGolden : public ::testing::TestWithParam<Golden> {};
+
+TEST_P(QuantImportanceGolden, BytesEqualLlamaCpp) {
+  const Golden g = GetParam();
+  ASSERT_TRUE(quant::takes_importance(g.type));
+  const std::vector<float> x = floats("inputs.f32");
+  const std::vector<float> w = floats("importance.f32");
+  constexpr size_t kLong = 1024, kShort = 3;  // manifest.json's importance section
+  ASSERT_EQ(w.size(), kShort * kRow + kLong);
+  const std::vector<std::string> names = row_names();
+  auto check = [&](const std::string& file, size_t n_per_row, size_t rows, const float* weights) {
+    const std::string want = slurp(kDir + g.name + file);
+    const size_t rb = quant::row_bytes(g.type, n_per_row);
+    ASSERT_EQ(want.size(), rows * rb) << g.name << file;
+    std::string got(want.size(), '\0');
+    quant::quantize_rows(g.type, x.data(), got.data(), rows, n_per_row, weights);
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; ++r) {
+      const size_t at = std::mismatch(want.begin() + r * rb, want.begin() + (r + 1) * rb, got.begin() + r * rb).first -
+                        want.begin();
+      if (at == (r + 1) * rb) continue;
+      if (++bad <= 3)
+        ADD_FAILURE() << g.name << file << " row " << r << (n_per_row == kRow ? " (" + names[r] + ")" : std::string())
+                      << ": first difference at byte " << at - r * rb << " of " << rb;
+    }
+    EXPECT_EQ(bad, 0u) << g.name << file << ": rows differing from llama.cpp, of " << rows;
+  };
+  const size_t rows = x.size() / kRow;
+  for (size_t k = 0; k < kShort; ++k) check(".iw" + std::to_string(k) + ".bin", kRow, rows, w.data() + k * kRow);
+  check(".iw-long.bin", kLong, x.size() / kLong, w.data() + kShort * kRow);
+  // Without weights: quantize_row's bytes.
+  std::string plain(quant::row_bytes(g.type, x.size()), '\0'), unweighted(plain.size(), '\0');
+  quant::quantize_row(g.type, x.data(), plain.data(), x.size());
+  quant::quantize_rows(g.type, x.data(), unweighted.data(), rows, kRow, nullptr);
+  EXPECT_EQ(plain, unweighted);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QuantImportanceGolden,
+                         ::testing::Values(Golden{"Q4_0", GgmlType::Q4_0, false}, Golden{"Q4_1", GgmlType::Q4_1, false},
+                                           Golden{"Q5_0", GgmlType::Q5_0, false}, Golden{"Q5_1", GgmlType::Q5_1, false},
+                                           Golden{"Q4_K", GgmlType::Q4_K, false}, Golden{"Q5_K", GgmlType::Q5_K, false},
+                                           Golden{"Q6_K", GgmlType::Q6_K, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Quantize, TypesWithoutImportanceIgnoreIt) {
+  std::vector<float> x(512), w(256, 0.5f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * float(i));
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0}) {
+    EXPECT_FALSE(quant::takes_importance(t));
+    std::string a(quant::row_bytes(t, x.size()), '\0'), b(a.size(), '\0');
+    quant::quantize_row(t, x.data(), a.data(), x.size());
+    quant::quantize_rows(t, x.data(), b.data(), 2, 256, w.data());
+    EXPECT_EQ(a, b) << kernels::type_name(t);
+  }
+}
 
 // dequantize(quantize(x)) against x: max error per block at most `rel` of the block's max |x|.
 struct Bound {
