@@ -14,8 +14,12 @@
 // copied. Metadata is copied, general.quantization_version (2) and general.file_type (llama.h's
 // LLAMA_FTYPE_*) set at the end, as llama.cpp writes them. The output is written atomically.
 //
-// Not implemented: the mixes built on Q2_K / Q3_K (loom cannot write those types), IQ types and
-// importance matrices.
+// With --imatrix FILE (an importance matrix, lib/quant/imatrix.h), the types that take weights are
+// quantized weighted by each matrix's mean squared activations, as llama-quantize --imatrix does
+// (and its Q4_0 / Q5_0 mixes then keep the first eighth of the ffn_down tensors at Q4_1 / Q5_1).
+// `loom quantize imatrix` collects such a matrix (imatrix_main below).
+//
+// Not implemented: the mixes built on Q2_K / Q3_K (loom cannot write those types) and IQ types.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -31,6 +35,8 @@
 #include "loom/io/json.h"
 #include "loom/io/stream.h"
 #include "loom/model/decoder.h"
+#include "loom/model/models_dir.h"
+#include "loom/quant/imatrix.h"
 #include "loom/quant/quantize.h"
 #include "loom/tensor/dequant.h"
 #include "loom/tokenizer/tokenizer.h"
@@ -49,6 +55,7 @@ struct Options {
   std::string eval_file;     // --eval: compare IN and OUT on this text
   uint32_t eval_ctx = 512;   // --eval-ctx
   int64_t eval_chunks = -1;  // --eval-chunks
+  std::string imatrix;       // --imatrix: importance weights
 };
 
 // The tensor types loom writes (for --tensor-type, as llama-quantize's parse_ggml_type).
@@ -193,6 +200,7 @@ struct MixState {
   bool tied = true;          // no output.weight: token_embd is also the output projection
   int n_attention_wv = 0, i_attention_wv = 0;
   int n_ffn_down = 0, i_ffn_down = 0;
+  bool has_imatrix = false;  // quantizing with an importance matrix
 };
 
 MixState mix_state(const gguf::File& f, uint32_t ftype) {
@@ -269,6 +277,8 @@ GgmlType mix_type(MixState& s, GgmlType t, const gguf::TensorInfo& ti, Cat c) {
       t = GgmlType::Q6_K;
     } else if (ft == F_Q4_K_S && !falcon && i < n / 8) {
       t = GgmlType::Q5_K;
+    } else if ((ft == F_Q4_0 || ft == F_Q5_0) && s.has_imatrix && i < n / 8) {
+      t = ft == F_Q4_0 ? GgmlType::Q4_1 : GgmlType::Q5_1;  // weights do not save these from outliers
     }
     ++s.i_ffn_down;
     return t;
@@ -287,6 +297,7 @@ struct Plan {
   GgmlType from, to;
   uint64_t bytes_before, bytes_after;
   bool fell_back;
+  std::vector<float> importance;  // --imatrix weights of the columns (empty: none)
 };
 
 uint64_t type_bytes(GgmlType t, uint64_t n) {
@@ -453,6 +464,11 @@ void run(cli::Tool& tool, Options& opt) {
   gguf::File f = gguf::File::open(opt.input);
   f.validate_tensors();
   const std::string text = opt.eval_file.empty() ? std::string() : eval_text(opt, f);
+  quant::Imatrix imatrix;
+  if (!opt.imatrix.empty()) {
+    imatrix = quant::read_imatrix(opt.imatrix);
+    if (imatrix.entries.empty()) throw input_error("the importance matrix has no entries", opt.imatrix);
+  }
 
   // Tensors in llama.cpp's order (llama_model_loader's weight_name_comparer: by layer, the tensors
   // of no layer first, then by name), so that the file is byte for byte llama-quantize's and the
@@ -473,6 +489,7 @@ void run(cli::Tool& tool, Options& opt) {
   // type's default type, which without --pure the mix rules may change (only when that default is
   // a quantized type, and not for an overridden tensor), then the fallback.
   MixState mix = mix_state(f, pt.ftype);
+  mix.has_imatrix = !opt.imatrix.empty();
   std::vector<Plan> plan;
   size_t n_fallback = 0;
   for (const gguf::TensorInfo* tp : order) {
@@ -502,7 +519,30 @@ void run(cli::Tool& tool, Options& opt) {
                                       t.name, kernels::type_name(from) ? kernels::type_name(from) : "?"),
                           opt.input);
     }
-    plan.push_back({&t, from, to, f.tensor_bytes(t), type_bytes(to, t.n_elements()), fell_back});
+    Plan p{&t, from, to, f.tensor_bytes(t), type_bytes(to, t.n_elements()), fell_back, {}};
+    if (to != from && quant::takes_importance(to)) {
+      p.importance = imatrix.importance(t.name);
+      // llama-quantize refuses a matrix whose entry has another width (but not for token_embd,
+      // which an imatrix never covers)
+      if (!p.importance.empty() && p.importance.size() != t.ne[0] && t.name != "token_embd.weight")
+        throw input_error(fmt::format("the importance matrix has {} columns for {}, which has {}", p.importance.size(),
+                                      t.name, t.ne[0]),
+                          opt.imatrix);
+      if (p.importance.size() != t.ne[0]) p.importance.clear();
+      if (n_dims(t) > 2) p.importance.clear();  // expert tensors: one matrix per expert, not read
+    }
+    plan.push_back(std::move(p));
+  }
+  if (!opt.imatrix.empty()) {
+    size_t weighted = 0, quantized = 0;
+    for (const Plan& p : plan)
+      if (p.to != p.from && quant::takes_importance(p.to)) {
+        ++quantized;
+        weighted += !p.importance.empty();
+      }
+    if (weighted < quantized)
+      tool.warn("{} of {} tensors quantized to a weighted type have no entry in {} and are quantized without weights",
+                quantized - weighted, quantized, opt.imatrix);
   }
 
   if (n_fallback)
@@ -517,12 +557,19 @@ void run(cli::Tool& tool, Options& opt) {
   gguf::Writer w(f.alignment());
   for (const auto& [key, v] : f.metadata()) {
     if (key == "general.quantization_version" || key == "general.file_type" || key == "split.no" ||
-        key == "split.count" || key == "split.tensors.count")
+        key == "split.count" || key == "split.tensors.count" ||
+        (!opt.imatrix.empty() && key.starts_with("quantize.imatrix.")))  // set again below, at the end
       continue;
     w.set(key, v);
   }
   w.set("general.quantization_version", gguf::u32(2));
   w.set("general.file_type", gguf::u32(pt.ftype));
+  if (!opt.imatrix.empty()) {  // as llama-quantize records the matrix it used (strings cut at 127 bytes)
+    w.set_string("quantize.imatrix.file", opt.imatrix.substr(0, 127));
+    if (!imatrix.datasets.empty()) w.set_string("quantize.imatrix.dataset", imatrix.datasets[0].substr(0, 127));
+    w.set("quantize.imatrix.entries_count", gguf::u32(static_cast<uint32_t>(imatrix.entries.size())));
+    if (imatrix.chunk_count > 0) w.set("quantize.imatrix.chunks_count", gguf::u32(imatrix.chunk_count));
+  }
 
   // The tensors are converted one at a time as the file is written: memory holds one of them.
   for (const Plan& p : plan) w.add_tensor_info(p.t->name, p.t->ne, static_cast<uint32_t>(p.to));
@@ -544,7 +591,8 @@ void run(cli::Tool& tool, Options& opt) {
       const uint64_t r0 = k * per_task, r1 = std::min(nrows, r0 + per_task);
       for (uint64_t r = r0; r < r1; ++r) {
         tensor::dequantize_row(p.from, src.data() + r * src_row, row.data(), ncols);
-        quant::quantize_row(p.to, row.data(), out.data() + r * dst_row, ncols);
+        quant::quantize_rows(p.to, row.data(), out.data() + r * dst_row, 1, ncols,
+                             p.importance.empty() ? nullptr : p.importance.data());
       }
     });
     return out;
@@ -554,9 +602,72 @@ void run(cli::Tool& tool, Options& opt) {
   tool.out().write(r);
 }
 
-}  // namespace
+// `loom quantize imatrix`: collects an importance matrix (lib/quant/imatrix.h), as llama-imatrix.
+struct ImatrixCmd {
+  std::string model, data, output = "imatrix.gguf";
+  uint32_t ctx = 512;
+  int chunks = -1;
+  bool process_output = false;
+};
 
-int main(int argc, char** argv) {
+void run_imatrix(cli::Tool& tool, const ImatrixCmd& opt) {
+  if (opt.model.empty()) throw usage_error("-m/--model is required (a .gguf file or a model name)");
+  if (opt.data.empty()) throw usage_error("--data is required (the calibration text; '-' = stdin)");
+  if (opt.output == "-" || std::string_view(opt.output).ends_with(".zst"))
+    throw usage_error(fmt::format("-o {}: the matrix is a GGUF file, written as it is (not to stdout, not compressed)",
+                                  opt.output));
+  const std::string path = model::find_gguf(opt.model);
+  const std::string where = opt.data == "-" ? "<stdin>" : opt.data;
+  std::string text = io::read_all(*io::Input::open(opt.data));
+  if (!text.empty() && text.back() == '\n') text.pop_back();  // as llama-imatrix -f
+  if (!json::valid_utf8(text)) throw input_error(fmt::format("not UTF-8 (byte {})", json::first_invalid_utf8(text)), where);
+  auto file = std::make_shared<gguf::File>(gguf::File::open(path));
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*file, path);
+  cli::Progress progress(tool, "imatrix");
+  quant::Imatrix m;
+  try {
+    m = quant::collect_imatrix(file, tokenizer, text,
+                               {.n_ctx = opt.ctx, .chunks = opt.chunks, .threads = tool.common().threads,
+                                .process_output = opt.process_output},
+                               [&](size_t done, size_t total) {
+                                 progress.tick([&] { return fmt::format("chunk {}/{}", done, total); });
+                               });
+  } catch (Error& e) {
+    if (e.kind() == Error::Kind::BadInput) e.at(where);
+    throw;
+  }
+  progress.done();
+  m.datasets.push_back(opt.data);
+  quant::write_imatrix(m, opt.output);
+  std::string j = "{\"imatrix\":";
+  json::append_string(j, opt.output);
+  j += ",\"model\":";
+  json::append_string(j, path);
+  j += ",\"data\":";
+  json::append_string(j, opt.data);
+  j += fmt::format(",\"chunks\":{},\"chunk_size\":{},\"entries\":{}}}\n", m.chunk_count, m.chunk_size, m.entries.size());
+  tool.out().write(j);
+}
+
+int imatrix_main(int argc, char** argv) {
+  cli::Tool tool("quantize imatrix",
+                 "Collect an importance matrix for --imatrix: the mean squared input activation of every column of\n"
+                 "every weight matrix of MODEL over a calibration text, as llama-imatrix collects it (its GGUF format).\n\n"
+                 "The text is cut into chunks of --ctx tokens (it must hold two), each run from position 0 with BOS first;\n"
+                 "the weights of the transformer blocks (blk.*) are collected, output.weight with --process-output.\n"
+                 "Prints a JSON summary on stdout.");
+  ImatrixCmd opt;
+  auto& app = tool.app();
+  app.add_option("-m,--model", opt.model, "Model: a .gguf file or a model name under $LOOM_MODELS")->type_name("MODEL");
+  app.add_option("--data", opt.data, "The calibration text ('-' = stdin; one final newline dropped)")->type_name("FILE");
+  app.add_option("-o,--output", opt.output, "The matrix to write (GGUF, atomically)")->type_name("FILE")->default_str(opt.output);
+  app.add_option("-c,--ctx", opt.ctx, "Tokens per chunk")->type_name("N")->default_str("512");
+  app.add_option("--chunks", opt.chunks, "Process at most N chunks (-1: all)")->type_name("N")->default_str("-1");
+  app.add_flag("--process-output", opt.process_output, "Also collect output.weight (llama-imatrix --process-output)");
+  return tool.run(argc, argv, [&] { run_imatrix(tool, opt); });
+}
+
+int quantize_main(int argc, char** argv) {
   cli::Tool tool("quantize",
                  "Convert a GGUF model's weights to another tensor type.\n\n"
                  "As llama-quantize does: every weight matrix gets TYPE's default tensor type (or the type of the first\n"
@@ -564,13 +675,16 @@ int main(int argc, char** argv) {
                  "(output.weight, or tied token embeddings, to Q6_K; for the K mixes attn_v and ffn_down of some layers).\n"
                  "Norms, biases and other 1-D tensors keep their type. A matrix whose rows are not a whole number of its\n"
                  "type's blocks falls back as llama.cpp does (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, else F16). The\n"
-                 "quantized bytes are identical to llama.cpp's (no importance matrix). Prints a JSON report (per tensor:\n"
+                 "quantized bytes are identical to llama.cpp's, with or without an importance matrix (--imatrix; collect\n"
+                 "one with `loom quantize imatrix`). Prints a JSON report (per tensor:\n"
                  "name, shape, from, to, bytes; totals and bits per weight) on stdout.\n"
                  "Types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K), Q5_K_S, Q5_K_M (Q5_K), Q6_K.\n"
                  "With --eval FILE, IN and OUT are then both run on the text (llama-perplexity's windows) and the report\n"
                  "gets \"eval\": perplexity before and after, mean KL divergence of OUT's next-token distributions from\n"
                  "IN's and top-1 agreement.\n"
-                 "The mixes on Q2_K / Q3_K, the IQ types and importance matrices are not implemented.");
+                 "The mixes on Q2_K / Q3_K and the IQ types are not implemented.\n\n"
+                 "usage: loom quantize IN OUT --type TYPE [options]\n"
+                 "       loom quantize imatrix -m MODEL --data TEXT [-o imatrix.gguf]   (loom quantize imatrix --help)");
   Options opt;
   auto& app = tool.app();
   app.add_option("input", opt.input, "The GGUF model to convert")->type_name("IN.gguf")->required();
@@ -599,5 +713,26 @@ int main(int argc, char** argv) {
   app.add_option("--eval-ctx", opt.eval_ctx, "The --eval window in tokens (the text needs at least twice as many)")
       ->type_name("N");
   app.add_option("--eval-chunks", opt.eval_chunks, "Evaluate at most N windows (-1: all)")->type_name("N");
+  app.add_option("--imatrix", opt.imatrix,
+                 "Weigh the quantization error by this importance matrix (loom quantize imatrix, or llama-imatrix's "
+                 "GGUF output), as llama-quantize --imatrix: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K tensors with "
+                 "an entry are quantized weighted")
+      ->type_name("FILE");
   return tool.run(argc, argv, [&] { run(tool, opt); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string_view first = argc > 1 ? argv[1] : "";
+  if (first == "imatrix") return imatrix_main(argc - 1, argv + 1);
+  if (first == "--help-man") {  // both option tables, for the man page
+    std::printf(".SS loom quantize IN OUT\n");
+    std::fflush(stdout);
+    quantize_main(argc, argv);
+    std::printf(".SS loom quantize imatrix\n");
+    std::fflush(stdout);
+    return imatrix_main(argc, argv);
+  }
+  return quantize_main(argc, argv);
 }
