@@ -155,8 +155,9 @@ void write_imatrix(const Imatrix& m, const std::string& path) {
   w.write(path);
 }
 
-Imatrix read_imatrix(const std::string& path) {
-  const gguf::File f = gguf::File::open(path);
+Imatrix read_imatrix(const std::string& path) { return read_imatrix(gguf::File::open(path), path); }
+
+Imatrix read_imatrix(const gguf::File& f, const std::string& path) {
   f.validate_tensors();
   auto bad = [&](const std::string& what) { return input_error(what, path); };
   if (f.get_string("general.type").value_or("") != "imatrix")

@@ -77,5 +77,7 @@ void write_imatrix(const Imatrix& m, const std::string& path);
 // Reads one: loom::Error (BadInput, naming the file) when it is not a GGUF imatrix (general.type,
 // F32 sums and counts in pairs, non-negative finite values).
 Imatrix read_imatrix(const std::string& path);
+// The same from a parsed file (`name` for errors).
+Imatrix read_imatrix(const gguf::File& f, const std::string& name);
 
 }  // namespace loom::quant
