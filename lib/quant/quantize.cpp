@@ -682,7 +682,8 @@ void quantize_rows(GgmlType t, const float* x, void* dst, size_t nrows, size_t n
     return;
   }
   // Whole rows into an aligned buffer of blocks, then copied: dst needs no alignment.
-  std::vector<uint8_t> buf(rb + 64);
+  static thread_local std::vector<uint8_t> buf;
+  buf.resize(rb + 64);
   void* row = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
   auto* out = static_cast<uint8_t*>(dst);
   for (size_t r = 0; r < nrows; ++r, x += n_per_row, out += rb) {

@@ -27,6 +27,8 @@
 #include <filesystem>
 #include <regex>
 
+#include <unistd.h>
+
 #include "loom/cli/tool.h"
 #include "loom/core/parallel.h"
 #include "loom/eval/perplexity.h"
@@ -36,6 +38,7 @@
 #include "loom/io/stream.h"
 #include "loom/model/decoder.h"
 #include "loom/model/models_dir.h"
+#include "loom/quant/hf_import.h"
 #include "loom/quant/imatrix.h"
 #include "loom/quant/quantize.h"
 #include "loom/tensor/dequant.h"
@@ -56,6 +59,7 @@ struct Options {
   uint32_t eval_ctx = 512;   // --eval-ctx
   int64_t eval_chunks = -1;  // --eval-chunks
   std::string imatrix;       // --imatrix: importance weights
+  std::string from_hf;       // --from-hf: a Hugging Face folder instead of IN
 };
 
 // The tensor types loom writes (for --tensor-type, as llama-quantize's parse_ggml_type).
@@ -307,7 +311,7 @@ uint64_t type_bytes(GgmlType t, uint64_t n) {
 
 std::string report(const Options& opt, const FileType& pt, const std::vector<Plan>& plan, bool dry_run) {
   std::string j = "{\"input\":";
-  json::append_string(j, opt.input);
+  json::append_string(j, opt.from_hf.empty() ? opt.input : opt.from_hf);
   j += ",\"output\":";
   json::append_string(j, opt.output);
   j += ",\"type\":";
@@ -429,7 +433,24 @@ std::string evaluate(cli::Tool& tool, const Options& opt, const std::string& tex
   return j;
 }
 
+// A file removed when the scope ends (the --from-hf conversion).
+struct TempFile {
+  std::string path;
+  ~TempFile() {
+    if (!path.empty()) std::filesystem::remove(path);
+  }
+};
+
 void run(cli::Tool& tool, Options& opt) {
+  if (!opt.from_hf.empty()) {  // `--from-hf DIR OUT`: the one positional is OUT
+    if (!opt.output.empty())
+      throw usage_error(fmt::format("--from-hf {} takes the place of IN: give only OUT (not {} and {})", opt.from_hf,
+                                    opt.input, opt.output));
+    opt.output = std::move(opt.input);
+    opt.input.clear();
+  } else if (opt.input.empty()) {
+    throw usage_error("IN is required (a GGUF file, or --from-hf DIR)");
+  }
   const FileType& pt = parse_file_type(opt.type);
   std::vector<Override> overrides;
   for (const auto& s : opt.tensor_types) {
@@ -457,8 +478,27 @@ void run(cli::Tool& tool, Options& opt) {
     if (o == "-" || o.ends_with(".zst"))
       throw usage_error(fmt::format("OUT {}: a GGUF file is written as it is (not to stdout, not compressed)", opt.output));
     std::error_code ec;
-    if (std::filesystem::equivalent(opt.input, opt.output, ec))
+    if (!opt.input.empty() && std::filesystem::equivalent(opt.input, opt.output, ec))
       throw usage_error(fmt::format("OUT {} is IN: write the quantized model to another file", opt.output));
+  }
+
+  // --from-hf: the folder becomes a GGUF first (convert_hf_to_gguf.py's file, lib/quant/hf_import.h),
+  // in the float type asked for or else F32 (every source dtype converts to it exactly), written
+  // beside OUT (or in the temporary folder for --dry-run) and removed at the end; it is then IN
+  // (and --eval's reference: the original float model).
+  TempFile converted;
+  if (!opt.from_hf.empty()) {
+    const bool is_float = pt.type == GgmlType::F32 || pt.type == GgmlType::F16 || pt.type == GgmlType::BF16;
+    // named as a temporary of OUT (a run killed here leaves ".OUT.from-hf.tmp-PID", not a GGUF
+    // that looks finished)
+    const std::filesystem::path out_path = std::filesystem::absolute(opt.output.empty() ? "loom" : opt.output);
+    const std::filesystem::path dir = opt.output.empty() ? std::filesystem::temp_directory_path() : out_path.parent_path();
+    converted.path = (dir / fmt::format(".{}.from-hf.tmp-{}", out_path.filename().string(), ::getpid())).string();
+    cli::Progress progress(tool, "convert");
+    progress.tick([&] { return fmt::format("reading {}", opt.from_hf); });
+    quant::import_hf(opt.from_hf, converted.path, is_float ? pt.type : GgmlType::F32);
+    progress.done();
+    opt.input = converted.path;
   }
 
   gguf::File f = gguf::File::open(opt.input);
@@ -687,7 +727,8 @@ int quantize_main(int argc, char** argv) {
                  "       loom quantize imatrix -m MODEL --data TEXT [-o imatrix.gguf]   (loom quantize imatrix --help)");
   Options opt;
   auto& app = tool.app();
-  app.add_option("input", opt.input, "The GGUF model to convert")->type_name("IN.gguf")->required();
+  app.add_option("input", opt.input, "The GGUF model to convert (with --from-hf: not given, the one positional is OUT)")
+      ->type_name("IN.gguf");
   app.add_option("output", opt.output, "The GGUF file to write (atomically: a temporary name renamed into place)")
       ->type_name("OUT.gguf");
   app.add_option("--type", opt.type, "The file type (llama-quantize's names, any case): " + names(kFileTypes))
@@ -713,6 +754,11 @@ int quantize_main(int argc, char** argv) {
   app.add_option("--eval-ctx", opt.eval_ctx, "The --eval window in tokens (the text needs at least twice as many)")
       ->type_name("N");
   app.add_option("--eval-chunks", opt.eval_chunks, "Evaluate at most N windows (-1: all)")->type_name("N");
+  app.add_option("--from-hf", opt.from_hf,
+                 "Convert this Hugging Face folder (config.json, model.safetensors or its shards, tokenizer.json; "
+                 "llama, qwen2, qwen3, gemma3, bert) instead of reading IN: the GGUF llama.cpp's convert_hf_to_gguf.py "
+                 "writes for that float type (F32 for the quantized types), then quantized to TYPE as that file would be")
+      ->type_name("DIR");
   app.add_option("--imatrix", opt.imatrix,
                  "Weigh the quantization error by this importance matrix (loom quantize imatrix, or llama-imatrix's "
                  "GGUF output), as llama-quantize --imatrix: Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K tensors with "
