@@ -1238,6 +1238,9 @@ void import_hf(const std::string& dir_str, const std::string& out_gguf, GgmlType
     if (auto hd = hp.integer("head_dim")) d.D = static_cast<uint64_t>(*hd);
     else if (arch == Arch::Gemma3) d.D = 256;
     else d.D = d.E / d.H;
+    if (d.KV == 0 || d.KV > d.H || d.H % d.KV != 0)
+      throw cfg.bad(fmt::format("num_key_value_heads {} does not divide num_attention_heads {}", static_cast<int64_t>(d.KV), d.H));
+    if (d.D == 0 || d.D > (uint64_t{1} << 20)) throw cfg.bad(fmt::format("head_dim {} is not a head size", static_cast<int64_t>(d.D)));
   } else {
     d.P = static_cast<uint64_t>(hp.integer("max_position_embeddings").value_or(512));
     d.T = static_cast<uint64_t>(hp.integer("type_vocab_size").value_or(2));
