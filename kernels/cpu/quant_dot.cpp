@@ -166,6 +166,22 @@ float dot32_ggml(size_t nb, const WB* w, const AB* a) {
   return reduce8(acc) + summs;
 }
 
+// Q4_0 in the order of llama.cpp's repacked copy (q4_0_8x8_q8_0 gemv/gemm on x86): one float
+// running sum, block after block, of the block's exact integer dot times d_w * d_x, fused.
+float dot_q4_0_repacked(size_t nb, const void* wv, const void* av) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(wv);
+  const BlockQ8_0* a = static_cast<const BlockQ8_0*>(av);
+  float acc = 0;
+  int8_t q[32];
+  for (size_t b = 0; b < nb; ++b) {
+    unpack32(w[b], q);
+    int32_t isum = 0;
+    for (int k = 0; k < 32; ++k) isum += q[k] * a[b].qs[k];
+    acc = fmadd(static_cast<float>(isum), fp16(w[b].d) * fp16(a[b].d), acc);
+  }
+  return acc;
+}
+
 template <class WB, class AB>
 float dot32_scalar(size_t nb, const void* wv, const void* av) {
   // llama.cpp's x86 order (see dot32_ggml)
@@ -323,7 +339,8 @@ float dot_scalar_impl(GgmlType t, size_t n, const void* w, const void* a, KOrder
     case GgmlType::F32: return float_dot_tail<LoadF32>(0, n, w, a, acc);
     case GgmlType::F16: return float_dot_tail<LoadF16>(0, n, w, a, acc);
     case GgmlType::BF16: return float_dot_tail<LoadBF16>(0, n, w, a, acc);
-    case GgmlType::Q4_0: return dot32_scalar<BlockQ4_0, BlockQ8_0>(nb, w, a);
+    case GgmlType::Q4_0:
+      return order == KOrder::RepackGemv ? dot_q4_0_repacked(nb, w, a) : dot32_scalar<BlockQ4_0, BlockQ8_0>(nb, w, a);
     case GgmlType::Q4_1: return dot32_scalar<BlockQ4_1, BlockQ8_1>(nb, w, a);
     case GgmlType::Q5_0: return dot32_scalar<BlockQ5_0, BlockQ8_0>(nb, w, a);
     case GgmlType::Q5_1: return dot32_scalar<BlockQ5_1, BlockQ8_1>(nb, w, a);
@@ -955,7 +972,8 @@ float row_dot(GgmlType t, size_t n, const void* w, const PreparedActs& p, size_t
     case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w, a);
     case GgmlType::F16: return float_dot_simd<VF16, LoadF16>(n, w, a);
     case GgmlType::BF16: return float_dot_simd<VBF16, LoadBF16>(n, w, a);
-    case GgmlType::Q4_0: return dot32_row<BlockQ4_0>(w, nb, p, row);
+    case GgmlType::Q4_0:
+      return order == KOrder::RepackGemv ? dot_q4_0_repacked(nb, w, a) : dot32_row<BlockQ4_0>(w, nb, p, row);
     case GgmlType::Q4_1: return dot32_row<BlockQ4_1>(w, nb, p, row);
     case GgmlType::Q5_0: return dot32_row<BlockQ5_0>(w, nb, p, row);
     case GgmlType::Q5_1: return dot32_row<BlockQ5_1>(w, nb, p, row);
@@ -1014,8 +1032,36 @@ bool matmul32_rows(GgmlType wtype, const void* W, size_t cols, const PreparedAct
 #endif
 }
 
+#if LOOM_QD_AVX2
+void matmul_q4_0_repacked(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t ldy, float* Y,
+                          size_t r0, size_t r1);
+#endif
+
+// Whether llama.cpp computes this matrix from its repacked Q4_0 copy (x86 with AVX2: Q4_0 matrices
+// of a multiple of 8 rows), whose order matmul_q4_0_repacked follows.
+// (The scalar build takes the same order through row_dot and KOrder::RepackGemv.)
+bool repacked_q4_0(GgmlType wtype, size_t rows) {
+#if LOOM_QD_AVX2
+  return wtype == GgmlType::Q4_0 && repacked(wtype, rows);
+#else
+  (void)wtype, (void)rows;
+  return false;
+#endif
+}
+
+// rows x n_tokens of repacked Q4_0, in tiles of 8 rows shared out among the threads.
+void matmul_q4_0_tiles(const void* W, size_t rows, size_t cols, const PreparedActs& p, size_t n_tokens, float* Y,
+                       const ThreadHint& th) {
+#if LOOM_QD_AVX2
+  parallel_rows(rows / 8, th, [&](size_t t0, size_t t1) { matmul_q4_0_repacked(W, cols, p, n_tokens, rows, Y, 8 * t0, 8 * t1); });
+#else
+  (void)W, (void)rows, (void)cols, (void)p, (void)n_tokens, (void)Y, (void)th;
+#endif
+}
+
 void matvec_prepared(GgmlType wtype, const void* W, size_t rows, size_t cols, const PreparedActs& p,
                      float* y, const ThreadHint& th) {
+  if (repacked_q4_0(wtype, rows)) return matmul_q4_0_tiles(W, rows, cols, p, 1, y, th);
   const size_t rb = row_bytes(wtype, cols);
   const uint8_t* w = static_cast<const uint8_t*>(W);
   const KOrder order = repacked(wtype, rows) ? KOrder::RepackGemv : KOrder::VecDot;
@@ -1118,7 +1164,9 @@ void quantize_row_q8_K(const float* x, void* dst, size_t n, Q8KMax rule) {
   }
 }
 
-bool repacked(GgmlType wtype, size_t rows) { return wtype == GgmlType::Q4_K && rows % 8 == 0; }
+bool repacked(GgmlType wtype, size_t rows) {
+  return (wtype == GgmlType::Q4_K || wtype == GgmlType::Q4_0) && rows % 8 == 0;
+}
 
 bool supports_weight_type(GgmlType t) {
   switch (t) {
@@ -1181,7 +1229,7 @@ float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrd
   if (!is_float_type(wtype) && !is_k_type(wtype)) {
     thread_local PreparedActs p;
     prepare(wtype, n, nullptr, act, 1, p);
-    return row_dot(wtype, n, w_row, p, 0);
+    return row_dot(wtype, n, w_row, p, 0, order);
   }
   switch (wtype) {  // float and K types read the ggml layout directly: no copy
     case GgmlType::F32: return float_dot_simd<VF32, LoadF32>(n, w_row, act);
@@ -1281,6 +1329,64 @@ void rows8_k(const KUnpacked* tile, const float* d8, const float* dmin8, size_t 
   _mm256_storeu_ps(out, gemm ? _mm256_sub_ps(racc, raccm) : racc);
 }
 
+// Q4_0 as llama.cpp computes it on x86 from its repacked copy (q4_0_8x8_q8_0 gemv and gemm, used
+// for matrices whose row count is a multiple of 8): each output is a running float sum over the
+// blocks, block after block, of the exact integer dot of the block's 32 products times
+// (weight d * activation d), by fused multiply-add. Rows [r0, r1) against tokens [0, n_tokens),
+// Y[t * ldy + r]; 8 rows at a time (lane i: row i), the rest one by one in the same order.
+void matmul_q4_0_repacked(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t ldy, float* Y,
+                          size_t r0, size_t r1) {
+  const size_t nb = cols / kQK;
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(W);
+  const __m256i ones = _mm256_set1_epi16(1);
+  // the 8 lane sums of the products of a block's signed weights wq with the activations
+  auto dot8 = [&](__m256i wq, const int8_t* aq) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(aq));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(a, wq)), ones);
+  };
+  struct alignas(32) Q32 {
+    __m256i v;
+  };
+  thread_local std::vector<Q32> wq;    // [i * nb + b]: row i's block b, signed
+  thread_local std::vector<float> d8;  // [b * 8 + i]
+  wq.resize(8 * nb);
+  d8.resize(8 * nb);
+  size_t r = r0;
+  for (; r + 8 <= r1; r += 8) {
+    for (size_t i = 0; i < 8; ++i)
+      for (size_t b = 0; b < nb; ++b) {
+        wq[i * nb + b].v = unpack(w[(r + i) * nb + b]);
+        d8[b * 8 + i] = h2f(w[(r + i) * nb + b].d);
+      }
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const Act32 a = p.act32(t);
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t b = 0; b < nb; ++b) {
+        __m256i lane[8];
+        for (size_t i = 0; i < 8; ++i) lane[i] = dot8(wq[i * nb + b].v, a.qs(b));
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(&d8[b * 8]), _mm256_set1_ps(a.d[b]));
+        acc = vfmadd(_mm256_cvtepi32_ps(hsum8x8_i32(lane)), d, acc);
+      }
+      float out[8];
+      _mm256_storeu_ps(out, acc);
+      for (size_t i = 0; i < 8; ++i) Y[t * ldy + r + i] = out[i];
+    }
+  }
+  for (; r < r1; ++r)
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const Act32 a = p.act32(t);
+      float acc = 0;
+      for (size_t b = 0; b < nb; ++b) {
+        const __m256i l = dot8(unpack(w[r * nb + b]), a.qs(b));
+        const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1));
+        const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+        const int32_t isum = _mm_cvtsi128_si32(_mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xb1)));
+        acc = fmadd(static_cast<float>(isum), h2f(w[r * nb + b].d) * a.d[b], acc);
+      }
+      Y[t * ldy + r] = acc;
+    }
+}
+
 template <class WB>
 void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens, size_t rows, float* Y,
              size_t r0, size_t r1, const KOrder* orders) {
@@ -1324,7 +1430,10 @@ void matmul_generic(GgmlType wtype, const void* W, size_t cols, const PreparedAc
 }  // namespace
 
 KOrder llama_order(GgmlType wtype, size_t rows, uint32_t pos, uint32_t len) {
-  if (repacked(wtype, rows)) return pos < len - len % 4 ? KOrder::RepackGemm : KOrder::RepackGemv;
+  if (repacked(wtype, rows)) {
+    if (wtype == GgmlType::Q4_0) return KOrder::RepackGemv;  // its gemm sums as its gemv
+    return pos < len - len % 4 ? KOrder::RepackGemm : KOrder::RepackGemv;
+  }
   if (is_k_type(wtype) && len >= 8) return KOrder::Tiled;
   return KOrder::VecDot;
 }
@@ -1335,7 +1444,7 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
   if (n_tokens == 0 || rows == 0) return;
   // each token's order (which also decides how its activations are quantized)
   std::vector<KOrder> orders(n_tokens, KOrder::VecDot);
-  if (is_k_type(wtype))
+  if (is_k_type(wtype) || wtype == GgmlType::Q4_0)
     for (size_t t = 0; t < n_tokens; ++t) {
       const uint32_t pos = batches ? batches->pos[t] : static_cast<uint32_t>(t);
       const uint32_t len = batches ? batches->len[t] : static_cast<uint32_t>(n_tokens);
@@ -1343,6 +1452,7 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
     }
   PreparedActs p;
   prepare(wtype, cols, X, nullptr, n_tokens, p, orders.data());
+  if (repacked_q4_0(wtype, rows)) return matmul_q4_0_tiles(W, rows, cols, p, n_tokens, Y, threads);
   parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
 #if LOOM_QD_AVX2
     switch (wtype) {

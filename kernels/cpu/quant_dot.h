@@ -37,6 +37,9 @@
 //     (gemm) to float once, and quantize the gemm tokens' activations with their own rule
 //     (Q8KMax::PositiveFirst). matvec takes the gemv order, matmul the one llama.cpp would take
 //     for each token (llama_order).
+//   - Q4_0 with a multiple of 8 rows: llama.cpp repacks these too (q4_0_8x8: its gemv and gemm
+//     alike keep one float sum per output and add each block's exact integer dot times
+//     d_w * d_x by fma, block after block): KOrder::RepackGemv, for every token.
 //   - F32/F16/BF16 weights: loom's own order (element i in float lane i % 32, lanes summed in a
 //     fixed tree), not yet ggml's: their results agree with llama.cpp's to float rounding.
 // Every path — scalar, AVX2, AVX-512, matvec, matmul, any number of threads — performs the same
@@ -68,11 +71,12 @@ void quantize_row_q8_1(const float* x, void* dst, size_t n);  // n % 32 == 0
 enum class Q8KMax : uint8_t { First, PositiveFirst };
 void quantize_row_q8_K(const float* x, void* dst, size_t n, Q8KMax rule = Q8KMax::First);  // n % 256 == 0
 
-// The float order of a K-type dot (see above); only Q4_K has the repacked orders.
+// The float order of a dot (see above): the repacked orders are Q4_K's (both) and Q4_0's (gemv).
 enum class KOrder : uint8_t { VecDot, RepackGemv, RepackGemm, Tiled };
-// Does llama.cpp's x86 build repack these weights (Q4_K, rows % 8 == 0)?
+// Does llama.cpp's x86 build repack these weights (Q4_K or Q4_0, rows % 8 == 0)?
 bool repacked(GgmlType wtype, size_t rows);
-// The order llama.cpp takes for token `pos` of a batch of `len` tokens (K types; else VecDot).
+// The order llama.cpp takes for token `pos` of a batch of `len` tokens (K types and Q4_0; else
+// VecDot).
 KOrder llama_order(GgmlType wtype, size_t rows, uint32_t pos, uint32_t len);
 // For matmul: token t of the call is token pos[t] of a batch of len[t] tokens as llama.cpp would
 // compute it (so that tokens of several sequences can share one call and each get what it alone

@@ -522,7 +522,7 @@ TEST_P(QuantDotMatrix, MatvecAndMatmulEqualVecDotPerRow) {
   const auto W = random_weights(t, rows, cols, rng);
   const auto X = random_floats(n_tokens * cols, rng);
   const size_t rb = row_bytes(t, cols);
-  EXPECT_EQ(repacked(t, rows), t == GgmlType::Q4_K && rows == 40);
+  EXPECT_EQ(repacked(t, rows), (t == GgmlType::Q4_K || t == GgmlType::Q4_0) && rows == 40);
 
   // token tok of a batch of len, as llama.cpp computes it (its activations by the gemm's rule
   // where that takes it)
@@ -602,6 +602,31 @@ TEST(QuantDot, LlamaCppOrderPerBatch) {
   }
   EXPECT_EQ(llama_order(GgmlType::Q4_K, 37, 0, 8), KOrder::Tiled);
   EXPECT_EQ(llama_order(GgmlType::Q4_1, 640, 0, 64), KOrder::VecDot);
+  // Q4_0 with 8k rows: repacked, one order (its gemm sums as its gemv) for every token
+  for (uint32_t pos : {0u, 3u, 8u}) EXPECT_EQ(llama_order(GgmlType::Q4_0, 640, pos, 9), KOrder::RepackGemv);
+  EXPECT_EQ(llama_order(GgmlType::Q4_0, 37, 0, 9), KOrder::VecDot);
+}
+
+TEST(QuantDot, RepackedQ4_0IsOneRunningSumOfBlockDots) {
+  // The repacked order by hand: acc = fma(float(integer dot of block b), d_w * d_x, acc).
+  std::mt19937 rng(77);
+  const size_t n = 32 * 9;
+  const auto w = random_weights(GgmlType::Q4_0, 1, n, rng);
+  const auto x = random_floats(n, rng);
+  const auto a = acts(GgmlType::Q4_0, x.data(), n);
+  const auto* wb = reinterpret_cast<const loom::kernels::BlockQ4_0*>(w.data());
+  const auto* ab = reinterpret_cast<const loom::kernels::BlockQ8_0*>(a.data());
+  float acc = 0;
+  for (size_t b = 0; b < n / 32; ++b) {
+    int32_t isum = 0;
+    for (int k = 0; k < 16; ++k) {  // element k: low nibble of qs[k]; element k + 16: its high nibble
+      isum += ((wb[b].qs[k] & 15) - 8) * ab[b].qs[k];
+      isum += ((wb[b].qs[k] >> 4) - 8) * ab[b].qs[k + 16];
+    }
+    acc = std::fma(static_cast<float>(isum), f16_to_f32(wb[b].d) * f16_to_f32(ab[b].d), acc);
+  }
+  EXPECT_EQ(vec_dot_scalar(GgmlType::Q4_0, n, w.data(), a.data(), KOrder::RepackGemv), acc);
+  EXPECT_EQ(vec_dot(GgmlType::Q4_0, n, w.data(), a.data(), KOrder::RepackGemv), acc);
 }
 
 TEST_P(QuantDotType, RejectsPartialBlocks) {
