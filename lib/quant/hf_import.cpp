@@ -1326,7 +1326,11 @@ void import_hf(const std::string& dir_str, const std::string& out_gguf, GgmlType
       p.src = t;
       if (arch == Arch::Gemma3 && m->name == "token_embd.weight") {
         // the converter keeps the rows of the tokenizer's tokens (model vocab + added tokens)
-        if (t->shape.size() == 2 && t->shape[0] == d.V && vocab.n_real < d.V) p.keep_rows = vocab.n_real;
+        // (not when the token list itself is padded to vocab_size, as the converter's tokenizer.json
+        // path pads it: cutting there gives a file whose embedding has fewer rows than tokens, which
+        // llama.cpp refuses to load; loom keeps the rows, one per token written)
+        if (t->shape.size() == 2 && t->shape[0] == d.V && vocab.n_real < d.V && vocab.tokens.size() == vocab.n_real)
+          p.keep_rows = vocab.n_real;
       }
       if (t->shape != want)
         throw input_error(fmt::format("tensor {} has shape {}; config.json makes it {}", t->name, shape_str(t->shape), shape_str(want)), shard_name);
@@ -1426,6 +1430,9 @@ void import_hf(const std::string& dir_str, const std::string& out_gguf, GgmlType
   for (const Planned& p : plan) {
     uint64_t n = 1;
     for (uint64_t s : p.shape) n *= s;
+    // (the size label counts Gemma 3's embedding as the converter cuts it, kept whole or not)
+    if (arch == Arch::Gemma3 && p.name == "token_embd.weight" && !p.keep_rows && vocab.n_real < d.V && !p.shape.empty())
+      n = n / p.shape[0] * vocab.n_real;
     total_params += n;
   }
 

@@ -35,8 +35,7 @@
 //             every non-".weight" tensor, `wtype` for the rest. Data as the converter computes it:
 //             llama's q/k rows permuted for ggml's RoPE, gemma3's norm weights + 1 (in the
 //             checkpoint's precision: float16 stays float16, bfloat16 becomes float32 first),
-//             gemma3's embedding cut to tokenizer.json's tokens
-//             (vocab + added tokens), llama 3's rope_freqs.weight.
+//             llama 3's rope_freqs.weight.
 //
 // Where loom decides differently (documented, not hidden):
 //   - tokenizer.ggml.pre: the converter hashes the tokens of a check text against its table of
@@ -48,6 +47,10 @@
 //     ByteLevel with its regex → "gpt-2"; anything else is refused.
 //   - general.*: no model-card fields (README.md: license, tags, languages, base models,
 //     datasets), which the converter adds when the folder has one.
+//   - Gemma 3 from tokenizer.json with config.json's vocab_size above the tokenizer's tokens: the
+//     converter pads the token list to vocab_size but cuts the embedding to the tokenizer's
+//     tokens, a file llama.cpp refuses to load (the embedding's rows must be the tokens); loom
+//     keeps every row. (A tokenizer.model folder, as Gemma 3 ships, gets neither: both match.)
 //   - tokenizer.json's added tokens with "normalized": false are written as they are (the
 //     converter writes what transformers decodes them back to, the same text for ordinary ones).
 //   - not recognized or refused: Qwen3 rerankers, Eagle-3 drafts, LlamaModel/Qwen2Model without
