@@ -252,6 +252,102 @@ float fit_asymmetric(int n, int nmax, const float* x, const float* w, uint8_t* L
   return scale;
 }
 
+#if defined(__AVX2__)
+// fit_asymmetric for 8 groups at once, one per lane (group k: x + k * n, weights w + k * n):
+// lane k runs exactly fit_asymmetric's float operations on its group, so the codes (L + k * n),
+// scales and mins are the same bits. n <= 32.
+void fit_asymmetric8(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scale_out, float* min_out,
+                     float rmin, float rdelta, int nstep) {
+  alignas(32) float xt[32][8], wt[32][8];
+  for (int k = 0; k < 8; ++k)
+    for (int i = 0; i < n; ++i) {
+      xt[i][k] = x[k * n + i];
+      wt[i][k] = w[k * n + i];
+    }
+  __m256 lo = _mm256_load_ps(xt[0]), hi = lo;
+  __m256 sum_w = _mm256_load_ps(wt[0]);
+  __m256 sum_x = _mm256_mul_ps(sum_w, lo);
+  for (int i = 1; i < n; ++i) {
+    const __m256 v = _mm256_load_ps(xt[i]), wi = _mm256_load_ps(wt[i]);
+    lo = _mm256_blendv_ps(lo, v, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+    hi = _mm256_blendv_ps(hi, v, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+    sum_w = _mm256_add_ps(sum_w, wi);
+    sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(wi, v));
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  lo = _mm256_blendv_ps(lo, zero, _mm256_cmp_ps(lo, zero, _CMP_GT_OQ));
+  const __m256 flat = _mm256_cmp_ps(hi, lo, _CMP_EQ_OQ);  // fit_asymmetric's early return
+  const __m256 lo0 = lo;
+  const __m256 nm = _mm256_set1_ps(static_cast<float>(nmax));
+  const __m256i top = _mm256_set1_epi32(nmax);
+  auto codes = [&](__m256 iscale, __m256 off, int i) {  // clamp(nearest_int(iscale * (x[i] - off)), 0, nmax)
+    const __m256 t = _mm256_mul_ps(iscale, _mm256_sub_ps(_mm256_load_ps(xt[i]), off));
+    const __m256 shifted = _mm256_add_ps(t, _mm256_set1_ps(12582912.0f));
+    const __m256i l = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(shifted), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(l, _mm256_setzero_si256()), top);
+  };
+  alignas(32) int32_t lt[32][8], at[32][8];
+  __m256 iscale = _mm256_div_ps(nm, _mm256_sub_ps(hi, lo));
+  __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.0f), iscale);
+  __m256 best = zero;
+  for (int i = 0; i < n; ++i) {
+    const __m256i c = codes(iscale, lo, i);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lt[i]), c);
+    const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(c)), lo), _mm256_load_ps(xt[i]));
+    best = _mm256_add_ps(best, _mm256_mul_ps(_mm256_load_ps(wt[i]), _mm256_mul_ps(diff, diff)));
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = _mm256_div_ps(_mm256_add_ps(_mm256_set1_ps(rmin + rdelta * static_cast<float>(is)), nm), _mm256_sub_ps(hi, lo));
+    __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+    for (int i = 0; i < n; ++i) {
+      const __m256i c = codes(iscale, lo, i);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(at[i]), c);
+      const __m256 l = _mm256_cvtepi32_ps(c);
+      const __m256 wl = _mm256_mul_ps(_mm256_load_ps(wt[i]), l);
+      sum_l = _mm256_add_ps(sum_l, wl);
+      sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, l));
+      sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, _mm256_load_ps(xt[i])));
+    }
+    const __m256 det = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+    const __m256 ok = _mm256_cmp_ps(det, zero, _CMP_GT_OQ);
+    if (_mm256_testz_ps(ok, ok)) continue;
+    __m256 sc = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), det);
+    __m256 m = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), det);
+    const __m256 pos = _mm256_cmp_ps(m, zero, _CMP_GT_OQ);
+    m = _mm256_blendv_ps(m, zero, pos);
+    sc = _mm256_blendv_ps(sc, _mm256_div_ps(sum_xl, sum_l2), pos);
+    __m256 err = zero;
+    for (int i = 0; i < n; ++i) {
+      const __m256 l = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(at[i])));
+      const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(sc, l), m), _mm256_load_ps(xt[i]));
+      err = _mm256_add_ps(err, _mm256_mul_ps(_mm256_load_ps(wt[i]), _mm256_mul_ps(diff, diff)));
+    }
+    const __m256 take = _mm256_and_ps(ok, _mm256_cmp_ps(err, best, _CMP_LT_OQ));
+    if (_mm256_testz_ps(take, take)) continue;
+    const __m256i tk = _mm256_castps_si256(take);
+    for (int i = 0; i < n; ++i) {
+      const __m256i old = _mm256_load_si256(reinterpret_cast<const __m256i*>(lt[i]));
+      const __m256i nw = _mm256_load_si256(reinterpret_cast<const __m256i*>(at[i]));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lt[i]), _mm256_blendv_epi8(old, nw, tk));
+    }
+    best = _mm256_blendv_ps(best, err, take);
+    scale = _mm256_blendv_ps(scale, sc, take);
+    lo = _mm256_blendv_ps(lo, m, take);
+  }
+  alignas(32) float sv[8], lv[8], fv[8];
+  _mm256_store_ps(sv, scale);
+  _mm256_store_ps(lv, _mm256_blendv_ps(lo, lo0, flat));
+  _mm256_store_ps(fv, flat);
+  for (int k = 0; k < 8; ++k) {
+    const bool f = std::bit_cast<uint32_t>(fv[k]) != 0;
+    scale_out[k] = f ? 0.0f : sv[k];
+    min_out[k] = -lv[k];
+    for (int i = 0; i < n; ++i) L[k * n + i] = f ? uint8_t{0} : static_cast<uint8_t>(lt[i][k]);
+  }
+}
+#endif
+
 // Symmetric fit of n values to codes -nmax..nmax-1 (stored as L + nmax), weights qw (x² when
 // null): the scale that maps the largest-magnitude value to -nmax, then 18 nearby grids
 // (nmax ± 0.1..0.9 levels); the least-squares scale of the best candidate is returned (0 for an
@@ -299,6 +395,83 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L, const float* qw 
   }
   return scale;
 }
+
+#if defined(__AVX2__)
+// fit_symmetric for 8 groups at once, one per lane: lane k runs exactly fit_symmetric's float
+// operations on group k (x + k * n, weights qw + k * n or x²), so the results are the same bits;
+// the 8 independent chains of sums overlap instead of waiting on one another. n <= 32.
+void fit_symmetric8(int n, int nmax, const float* x, int8_t* L, const float* qw, float* scale_out) {
+  alignas(32) float xt[32][8], wt[32][8];  // [i][k]: element i of group k
+  for (int k = 0; k < 8; ++k)
+    for (int i = 0; i < n; ++i) {
+      const float v = x[k * n + i];
+      xt[i][k] = v;
+      wt[i][k] = qw ? qw[k * n + i] : v * v;
+    }
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 amax = _mm256_setzero_ps(), max = _mm256_setzero_ps();
+  for (int i = 0; i < n; ++i) {
+    const __m256 v = _mm256_load_ps(xt[i]);
+    const __m256 a = _mm256_andnot_ps(sign, v);
+    const __m256 gt = _mm256_cmp_ps(a, amax, _CMP_GT_OQ);
+    amax = _mm256_blendv_ps(amax, a, gt);
+    max = _mm256_blendv_ps(max, v, gt);
+  }
+  const __m256 zero_group = _mm256_cmp_ps(amax, _mm256_set1_ps(kGroupEps), _CMP_LT_OQ);
+  const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+  auto codes = [&](__m256 iscale, int i) {  // clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1)
+    const __m256 shifted = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_load_ps(xt[i])), _mm256_set1_ps(12582912.0f));
+    const __m256i l = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(shifted), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(l, lo), hi);
+  };
+  auto sums = [&](__m256 iscale, __m256& sumlx, __m256& suml2) {
+    sumlx = suml2 = _mm256_setzero_ps();
+    for (int i = 0; i < n; ++i) {
+      const __m256 l = _mm256_cvtepi32_ps(codes(iscale, i));
+      const __m256 w = _mm256_load_ps(wt[i]);
+      sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, _mm256_load_ps(xt[i])), l));
+      suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, l), l));
+    }
+  };
+  alignas(32) int32_t lt[32][8];
+  auto store_codes = [&](__m256 iscale, __m256 take) {
+    for (int i = 0; i < n; ++i) {
+      const __m256i c = _mm256_add_epi32(codes(iscale, i), _mm256_set1_epi32(nmax));
+      const __m256i old = _mm256_load_si256(reinterpret_cast<const __m256i*>(lt[i]));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lt[i]), _mm256_blendv_epi8(old, c, _mm256_castps_si256(take)));
+    }
+  };
+  const __m256 nm = _mm256_set1_ps(static_cast<float>(nmax));
+  __m256 iscale = _mm256_div_ps(_mm256_set1_ps(static_cast<float>(-nmax)), max);
+  store_codes(iscale, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+  __m256 sumlx, suml2;
+  sums(iscale, sumlx, suml2);
+  const __m256 nonzero = _mm256_cmp_ps(suml2, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+  __m256 scale = _mm256_and_ps(_mm256_div_ps(sumlx, suml2), nonzero);
+  __m256 best = _mm256_mul_ps(scale, sumlx);
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = _mm256_div_ps(_mm256_xor_ps(_mm256_add_ps(nm, _mm256_set1_ps(0.1f * static_cast<float>(is))), sign), max);
+    sums(iscale, sumlx, suml2);
+    const __m256 take = _mm256_and_ps(_mm256_cmp_ps(suml2, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                      _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
+    if (_mm256_testz_ps(take, take)) continue;
+    store_codes(iscale, take);
+    const __m256 s2 = _mm256_div_ps(sumlx, suml2);
+    scale = _mm256_blendv_ps(scale, s2, take);
+    best = _mm256_blendv_ps(best, _mm256_mul_ps(s2, sumlx), take);
+  }
+  alignas(32) float sc[8], zg[8];
+  _mm256_store_ps(sc, scale);
+  _mm256_store_ps(zg, zero_group);
+  for (int k = 0; k < 8; ++k) {
+    const bool zero = std::bit_cast<uint32_t>(zg[k]) != 0;
+    scale_out[k] = zero ? 0.0f : sc[k];
+    for (int i = 0; i < n; ++i) L[k * n + i] = zero ? int8_t{0} : static_cast<int8_t>(lt[i][k]);
+  }
+}
+#endif
 
 // Fit of n non-negative values (sub-block scales or mins) to codes 0..nmax, weights w: the grid
 // that maps the largest value to nmax and 8 nearby grids (nmax ± 0.1..0.4 levels) compared by
@@ -391,8 +564,9 @@ inline void unpack_scale_min(int j, const uint8_t* s, uint8_t& sc, uint8_t& m) {
 void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, const float* qw, uint16_t& d_out,
                         uint16_t& dmin_out, uint8_t packed[kKScaleBytes], uint8_t L[kQKK]) {
   constexpr int kSub = kQKK / 32;
-  float scales[kSub], mins[kSub], w[32], sw[kSub];
-  uint8_t aux[32], Ls[kSub], Lm[kSub];
+  float scales[kSub], mins[kSub], w[kQKK], sw[kSub];
+  [[maybe_unused]] uint8_t aux[32];
+  uint8_t Ls[kSub], Lm[kSub];
   float max_scale = 0, max_min = 0;
   float sigma2 = 0;
   if (qw) {
@@ -400,21 +574,32 @@ void k_scales_and_codes(const float* x, int nmax, float rmin, int nstep, const f
     for (int l = 0; l < kQKK; ++l) sum_x2 += x[l] * x[l];
     sigma2 = 2 * sum_x2 / static_cast<float>(kQKK);
   }
+  // the sub-blocks' weights, then their fits (8 at once with AVX2: the same bits)
   for (int j = 0; j < kSub; ++j) {
     const float* xs = x + 32 * j;
+    float* wj = w + 32 * j;
     if (qw) {
-      for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
+      for (int l = 0; l < 32; ++l) wj[l] = qw[32 * j + l] * std::sqrt(sigma2 + xs[l] * xs[l]);
       float sum_w = 0;
-      for (int l = 0; l < 32; ++l) sum_w += w[l];
+      for (int l = 0; l < 32; ++l) sum_w += wj[l];
       sw[j] = sum_w;
-      scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, -0.9f, 0.05f, 36);
     } else {
       float sum_x2 = 0;
       for (int l = 0; l < 32; ++l) sum_x2 += xs[l] * xs[l];
       const float av_x = std::sqrt(sum_x2 / 32.0f);
-      for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xs[l]);
-      scales[j] = fit_asymmetric(32, nmax, xs, w, L + 32 * j, &mins[j], aux, rmin, 0.1f, nstep);
+      for (int l = 0; l < 32; ++l) wj[l] = av_x + std::fabs(xs[l]);
     }
+  }
+  const float fit_rmin = qw ? -0.9f : rmin, fit_rdelta = qw ? 0.05f : 0.1f;
+  const int fit_nstep = qw ? 36 : nstep;
+#if defined(__AVX2__)
+  static_assert(kSub == 8);
+  fit_asymmetric8(32, nmax, x, w, L, scales, mins, fit_rmin, fit_rdelta, fit_nstep);
+#else
+  for (int j = 0; j < kSub; ++j)
+    scales[j] = fit_asymmetric(32, nmax, x + 32 * j, w + 32 * j, L + 32 * j, &mins[j], aux, fit_rmin, fit_rdelta, fit_nstep);
+#endif
+  for (int j = 0; j < kSub; ++j) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -492,8 +677,14 @@ void q6_k(const float* x, BlockQ6_K* y, size_t nb, const float* qw = nullptr) {
     int8_t L[kQKK];
     float scales[kSub];
     float max_scale = 0, max_abs = 0;
-    for (int j = 0; j < kSub; ++j) {
+#if defined(__AVX2__)
+    for (int j = 0; j < kSub; j += 8)  // the same fits, 8 sub-blocks at a time
+      fit_symmetric8(16, 32, x + 16 * j, L + 16 * j, qw ? qw + b * kQKK + 16 * j : nullptr, scales + j);
+#else
+    for (int j = 0; j < kSub; ++j)
       scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j, qw ? qw + b * kQKK + 16 * j : nullptr);
+#endif
+    for (int j = 0; j < kSub; ++j) {
       if (std::fabs(scales[j]) > max_abs) {
         max_abs = std::fabs(scales[j]);
         max_scale = scales[j];
@@ -540,7 +731,34 @@ void weighted_row32(const float* x, Block* y, size_t n, const float* qw) {
   float sum_x2 = 0;
   for (size_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
   const float sigma2 = sum_x2 / static_cast<float>(n);
-  for (size_t b = 0; b < n / kQK; ++b) {
+  size_t b = 0;
+#if defined(__AVX2__)
+  {  // the fits 8 blocks at a time (the same bits)
+    for (; b + 8 <= n / kQK; b += 8) {
+      float w[8 * kQK], d[8], mins[8];
+      uint8_t q8[8 * kQK];
+      for (int j = 0; j < 8 * kQK; ++j) w[j] = qw[kQK * b + j] * std::sqrt(sigma2 + x[kQK * b + j] * x[kQK * b + j]);
+      if constexpr (kAsym) {
+        fit_asymmetric8(kQK, kNmax, x + kQK * b, w, q8, d, mins, -0.9f, 0.05f, 36);
+      } else {
+        int8_t L[8 * kQK];
+        fit_symmetric8(kQK, (kNmax + 1) / 2, x + kQK * b, L, w, d);
+        for (int j = 0; j < 8 * kQK; ++j) q8[j] = static_cast<uint8_t>(L[j]);
+      }
+      for (size_t k = 0; k < 8; ++k) {
+        const uint8_t* q = q8 + k * kQK;
+        y[b + k].d = f32_to_f16(d[k]);
+        if constexpr (kAsym) y[b + k].m = f32_to_f16(-mins[k]);
+        if constexpr (kNmax == 15) {
+          for (int j = 0; j < kQK / 2; ++j) y[b + k].qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK / 2] << 4));
+        } else {
+          pack_q5(q, y[b + k].qh, y[b + k].qs);
+        }
+      }
+    }
+  }
+#endif
+  for (; b < n / kQK; ++b) {
     const float* xb = x + kQK * b;
     const float* wb = qw + kQK * b;
     float w[kQK];
