@@ -343,6 +343,21 @@ bool looks_special(std::string_view t) {
 }
 
 // A tokenizer_config.json special-token entry: absent/null, a string, or {"content": ...}.
+// A user-defined token's text with each U+2581 (the metaspace) back as a space, as the converter
+// writes pre-normalized added tokens.
+std::string spaces_for_metaspace(std::string_view tok) {
+  std::string out;
+  for (size_t p = 0; p < tok.size();) {
+    if (tok.compare(p, 3, "\xe2\x96\x81") == 0) {
+      out += ' ';
+      p += 3;
+    } else {
+      out += tok[p++];
+    }
+  }
+  return out;
+}
+
 struct TokEntry {
   enum Kind { None, Str, Dict } kind = None;
   std::string s;  // the string, or the dict's content (empty when it has none)
@@ -549,17 +564,7 @@ Vocab read_vocab(const Json& tj, uint64_t vocab_size, bool bert) {
       if (special || looks_special(tok)) {
         type_id = kControl;
       } else {
-        // pre-normalized user-defined spaces, as the converter writes them
-        std::string out;
-        for (size_t p = 0; p < tok.size();) {
-          if (tok.compare(p, 3, "\xe2\x96\x81") == 0) {
-            out += ' ';
-            p += 3;
-          } else {
-            out += tok[p++];
-          }
-        }
-        tok = out;
+        tok = spaces_for_metaspace(tok);  // pre-normalized user-defined spaces, as the converter writes them
         type_id = kUserDefined;
       }
     }
@@ -653,16 +658,7 @@ Vocab read_spm_vocab(const fs::path& dir, uint64_t vocab_size, const Json* tc) {
         if (bool_field(val, "special").value_or(false) || looks_special(tok)) {
           v.types[id] = kControl;
         } else {
-          std::string out;
-          for (size_t p = 0; p < tok.size();) {
-            if (tok.compare(p, 3, "\xe2\x96\x81") == 0) {
-              out += ' ';
-              p += 3;
-            } else {
-              out += tok[p++];
-            }
-          }
-          tok = out;
+          tok = spaces_for_metaspace(tok);
           v.types[id] = kUserDefined;
         }
         v.scores[id] = -1000.0f;
