@@ -209,9 +209,10 @@ class BufferedOutput final : public Output {
  public:
   static constexpr size_t kBuffer = 256 * 1024;
 
-  // fd: open descriptor; tmp/final: for atomic files (empty for stdout).
-  BufferedOutput(int fd, std::string name, bool zstd, std::string tmp, std::string final_path)
-      : fd_(fd), tmp_(std::move(tmp)), final_(std::move(final_path)) {
+  // fd: open descriptor; tmp/final: for atomic files (empty for stdout and devices); close_fd:
+  // the descriptor is this output's to close (a device or FIFO opened by path).
+  BufferedOutput(int fd, std::string name, bool zstd, std::string tmp, std::string final_path, bool close_fd = false)
+      : fd_(fd), tmp_(std::move(tmp)), final_(std::move(final_path)), close_fd_(close_fd) {
     name_ = std::move(name);
     if (zstd)
       sink_ = std::make_unique<ZstdSink>(fd_, name_);
@@ -224,6 +225,8 @@ class BufferedOutput final : public Output {
     if (!closed_ && !tmp_.empty()) {
       ::close(fd_);
       ::unlink(tmp_.c_str());
+    } else if (!closed_ && close_fd_) {
+      ::close(fd_);
     }
   }
 
@@ -259,6 +262,7 @@ class BufferedOutput final : public Output {
       }
     } else {
       closed_ = true;
+      if (close_fd_ && ::close(fd_) != 0) throw runtime_error(fmt::format("write failed: {}", errno_text(errno)), name_);
     }
   }
 
@@ -271,6 +275,7 @@ class BufferedOutput final : public Output {
 
   int fd_;
   std::string tmp_, final_;
+  bool close_fd_ = false;
   std::unique_ptr<Sink> sink_;
   std::string buf_;
   bool closed_ = false;
@@ -397,6 +402,14 @@ FileBytes::~FileBytes() {
 
 std::unique_ptr<Output> Output::open(const std::string& path) {
   if (path == "-") return std::make_unique<BufferedOutput>(1, "<stdout>", false, "", "");
+  // A path that names something other than a regular file (/dev/null, a FIFO, a terminal) is
+  // written as it is: renaming a finished file onto it would replace the device or pipe itself.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw runtime_error(fmt::format("cannot open: {}", errno_text(errno)), path);
+    return std::make_unique<BufferedOutput>(fd, path, ends_with(path, ".zst"), "", "", true);
+  }
   std::string tmp = temp_name_for(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw runtime_error(fmt::format("cannot create: {}", errno_text(errno)), path);

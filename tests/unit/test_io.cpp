@@ -240,6 +240,40 @@ TEST(Streams, TruncatedZstdIsAnError) {
   fs::remove_all(dir);
 }
 
+TEST(Streams, DevicesAndPipesAreWrittenNotReplaced) {
+  // A finished file renamed onto /dev/null would replace the device for every program on the
+  // machine; a FIFO would lose its reader. Such paths are written directly.
+  struct stat st;
+  if (::stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode)) {
+    for (int round = 0; round < 2; ++round) {
+      auto out = io::Output::open("/dev/null");
+      out->write("{\"a\":1}\n");
+      out->close();
+    }
+    ASSERT_EQ(::stat("/dev/null", &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is no longer a character device";
+  } else {
+    std::printf("[   note   ] this machine's /dev/null is not a character device: that part is not checked\n");
+  }
+
+  const std::string fifo = (std::filesystem::temp_directory_path() / ("loom-fifo-" + std::to_string(::getpid()))).string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // a reader, so that opening for writing does not block
+  ASSERT_GE(rd, 0);
+  {
+    auto out = io::Output::open(fifo);
+    out->write("through the pipe\n");
+    out->close();
+  }
+  char buf[64] = {};
+  const ssize_t got = ::read(rd, buf, sizeof buf - 1);
+  ::close(rd);
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  std::remove(fifo.c_str());
+  EXPECT_EQ(std::string(buf, got > 0 ? static_cast<size_t>(got) : 0), "through the pipe\n");
+}
+
 TEST(Streams, FilesAppearOnlyWhenClosed) {
   fs::path dir = temp_dir();
   fs::path target = dir / "out.jsonl";
