@@ -277,6 +277,21 @@ def make_qwen3(d):
                              "pad_token": specials[0], "chat_template": CHAT_TEMPLATE, "add_bos_token": False})
 
 
+def gemma3_tensors(V, E, F, L, H, KV, D):
+    """A Gemma 3 checkpoint's tensors (name, torch shape), in the order they are written."""
+    ts = [("model.embed_tokens.weight", (V, E))]
+    for i in range(L):
+        p = f"model.layers.{i}."
+        ts += [(p + "input_layernorm.weight", (E,)), (p + "self_attn.q_proj.weight", (H * D, E)),
+               (p + "self_attn.k_proj.weight", (KV * D, E)), (p + "self_attn.v_proj.weight", (KV * D, E)),
+               (p + "self_attn.o_proj.weight", (E, H * D)), (p + "self_attn.q_norm.weight", (D,)),
+               (p + "self_attn.k_norm.weight", (D,)), (p + "post_attention_layernorm.weight", (E,)),
+               (p + "pre_feedforward_layernorm.weight", (E,)), (p + "post_feedforward_layernorm.weight", (E,)),
+               (p + "mlp.gate_proj.weight", (F, E)), (p + "mlp.up_proj.weight", (F, E)),
+               (p + "mlp.down_proj.weight", (E, F))]
+    return ts + [("model.norm.weight", (E,))]
+
+
 def make_gemma3(d):
     specials = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"]
     tok = bpe_tokenizer(LLAMA3_RE, specials, "bytelevel")
@@ -290,17 +305,7 @@ def make_gemma3(d):
                     "sliding_window_pattern": 6, "query_pre_attn_scalar": 16, "hidden_activation": "gelu_pytorch_tanh",
                     "final_logit_softcapping": None, "attn_logit_softcapping": None, "attention_bias": False,
                     "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "torch_dtype": "bfloat16"})
-    ts = [("model.embed_tokens.weight", (V, E))]
-    for i in range(L):
-        p = f"model.layers.{i}."
-        ts += [(p + "input_layernorm.weight", (E,)), (p + "self_attn.q_proj.weight", (H * D, E)),
-               (p + "self_attn.k_proj.weight", (KV * D, E)), (p + "self_attn.v_proj.weight", (KV * D, E)),
-               (p + "self_attn.o_proj.weight", (E, H * D)), (p + "self_attn.q_norm.weight", (D,)),
-               (p + "self_attn.k_norm.weight", (D,)), (p + "post_attention_layernorm.weight", (E,)),
-               (p + "pre_feedforward_layernorm.weight", (E,)), (p + "post_feedforward_layernorm.weight", (E,)),
-               (p + "mlp.gate_proj.weight", (F, E)), (p + "mlp.up_proj.weight", (F, E)),
-               (p + "mlp.down_proj.weight", (E, F))]
-    ts += [("model.norm.weight", (E,))]
+    ts = gemma3_tensors(V, E, F, L, H, KV, D)
     hand_written(d, 5, ts, torch.bfloat16)
     write_tokenizer(d, tok, {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<bos>", "eos_token": "<eos>",
                              "pad_token": "<pad>", "add_bos_token": True, "add_eos_token": False,
@@ -329,17 +334,7 @@ def make_gemma3_spm(d):
                     "query_pre_attn_scalar": 16, "hidden_activation": "gelu_pytorch_tanh",
                     "final_logit_softcapping": None, "attn_logit_softcapping": None, "attention_bias": False,
                     "pad_token_id": 0, "eos_token_id": [1, 5], "bos_token_id": 2, "torch_dtype": "float16"})
-    ts = [("model.embed_tokens.weight", (V, E))]
-    for i in range(L):
-        p = f"model.layers.{i}."
-        ts += [(p + "input_layernorm.weight", (E,)), (p + "self_attn.q_proj.weight", (H * D, E)),
-               (p + "self_attn.k_proj.weight", (KV * D, E)), (p + "self_attn.v_proj.weight", (KV * D, E)),
-               (p + "self_attn.o_proj.weight", (E, H * D)), (p + "self_attn.q_norm.weight", (D,)),
-               (p + "self_attn.k_norm.weight", (D,)), (p + "post_attention_layernorm.weight", (E,)),
-               (p + "pre_feedforward_layernorm.weight", (E,)), (p + "post_feedforward_layernorm.weight", (E,)),
-               (p + "mlp.gate_proj.weight", (F, E)), (p + "mlp.up_proj.weight", (F, E)),
-               (p + "mlp.down_proj.weight", (E, F))]
-    ts += [("model.norm.weight", (E,))]
+    ts = gemma3_tensors(V, E, F, L, H, KV, D)
     hand_written(d, 6, ts, torch.float16)
     turn = {"content": "<start_of_turn>", "special": True, "normalized": False, "lstrip": False, "rstrip": False,
             "single_word": False}
