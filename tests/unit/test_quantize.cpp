@@ -152,6 +152,31 @@ INSTANTIATE_TEST_SUITE_P(Types, QuantImportanceGolden,
                                            Golden{"Q6_K", GgmlType::Q6_K, false}),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST(Quantize, LaneParallelAndScalarFitsAgree) {
+  // A row of 9 blocks with weights: the first 8 are fitted 8 at a time (one per SIMD lane), the
+  // 9th by the scalar fit. Block 8 repeats block 0 (same values, same weights, same row statistics),
+  // so its bytes must equal block 0's whichever path fitted it.
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::gamma_distribution<float> gd(0.5f, 2.0f);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1}) {
+    const size_t n = 9 * 32;
+    std::vector<float> x(n), w(n);
+    for (size_t i = 0; i < 8 * 32; ++i) {
+      x[i] = nd(rng) * (i % 7 == 0 ? 4.0f : 1.0f);
+      w[i] = gd(rng);
+    }
+    for (size_t i = 0; i < 32; ++i) {
+      x[8 * 32 + i] = x[i];
+      w[8 * 32 + i] = w[i];
+    }
+    const size_t bb = kernels::type_size(t).block_bytes;
+    std::string q(quant::row_bytes(t, n), '\0');
+    quant::quantize_rows(t, x.data(), q.data(), 1, n, w.data());
+    EXPECT_EQ(q.substr(8 * bb, bb), q.substr(0, bb)) << kernels::type_name(t);
+  }
+}
+
 TEST(Quantize, TypesWithoutImportanceIgnoreIt) {
   std::vector<float> x(512), w(256, 0.5f);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * float(i));
