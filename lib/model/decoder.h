@@ -30,6 +30,7 @@ class File;
 
 namespace loom::model {
 
+struct DecoderWeights;
 struct DecoderOptions {
   uint32_t n_ctx = 2048;   // positions the KV cache holds, per sequence
   unsigned threads = 1;
@@ -80,17 +81,10 @@ class Decoder {
   uint32_t n_seq() const { return opt_.n_seq; }
 
  private:
-  struct Layer;
-  const Weight& weight(const std::string& name) const;
-
   std::shared_ptr<const gguf::File> file_;
   DecoderOptions opt_;
+  std::unique_ptr<DecoderWeights> w_;
   Config cfg_;
-  std::vector<std::unique_ptr<Weight>> weights_;
-  std::vector<Layer> layers_;
-  const Weight* embd_ = nullptr;
-  const Weight* out_norm_ = nullptr;
-  const Weight* output_ = nullptr;
   std::unique_ptr<Backend> backend_;  // the operations (CPU: cpu_backend.cpp), the KV cache
 };
 
