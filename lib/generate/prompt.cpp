@@ -38,24 +38,6 @@ chat::Value user_message(std::string text) {
 
 // A record's `messages`, checked: a non-empty array of objects with a string role and a content
 // (a string, a list of parts, or null beside tool_calls).
-chat::Value parse_messages(std::string_view raw) {
-  chat::Value msgs = chat::Value::parse_json(raw);
-  const char* shape = "\"messages\" must be an array of {\"role\", \"content\"} objects";
-  if (!msgs.is_list()) throw input_error(shape);
-  if (msgs.size() == 0) throw input_error("\"messages\" is empty");
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    const chat::Value& m = msgs[i];
-    if (m.kind() != chat::Value::Kind::Dict) throw input_error(fmt::format("messages[{}] is not an object ({})", i, shape));
-    const chat::Value* role = m.get("role");
-    if (!role || !role->is_string()) throw input_error(fmt::format("messages[{}] has no \"role\" (a string)", i));
-    const chat::Value* content = m.get("content");
-    const bool tool_calls = m.get("tool_calls") != nullptr;
-    if (!content || !(content->is_string() || content->is_list() || (content->is_none() && tool_calls)))
-      throw input_error(fmt::format("messages[{}] has no \"content\" (a string or a list of parts)", i));
-  }
-  return msgs;
-}
-
 // A record's `tokens`: token ids of the model's vocabulary.
 std::vector<int32_t> token_ids(std::string_view raw, size_t n_vocab) {
   chat::Value ids = chat::Value::parse_json(raw);
@@ -78,6 +60,24 @@ chat::Value record_vars(const io::Record& rec) {
 }
 
 }  // namespace
+
+chat::Value parse_messages(std::string_view raw) {
+  chat::Value msgs = chat::Value::parse_json(raw);
+  const char* shape = "\"messages\" must be an array of {\"role\", \"content\"} objects";
+  if (!msgs.is_list()) throw input_error(shape);
+  if (msgs.size() == 0) throw input_error("\"messages\" is empty");
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const chat::Value& m = msgs[i];
+    if (m.kind() != chat::Value::Kind::Dict) throw input_error(fmt::format("messages[{}] is not an object ({})", i, shape));
+    const chat::Value* role = m.get("role");
+    if (!role || !role->is_string()) throw input_error(fmt::format("messages[{}] has no \"role\" (a string)", i));
+    const chat::Value* content = m.get("content");
+    const bool tool_calls = m.get("tool_calls") != nullptr;
+    if (!content || !(content->is_string() || content->is_list() || (content->is_none() && tool_calls)))
+      throw input_error(fmt::format("messages[{}] has no \"content\" (a string or a list of parts)", i));
+  }
+  return msgs;
+}
 
 Prompter::Prompter(const gguf::File& file, const std::string& file_name, const tok::Tokenizer& tok, PromptOptions opt)
     : tok_(tok), opt_(std::move(opt)) {
@@ -116,6 +116,13 @@ Prompter::~Prompter() = default;
 std::string Prompter::chat(const chat::Value& messages) const {
   if (!chat_) throw input_error("the model has no chat template (tokenizer.chat_template); give one with --chat-template-file FILE");
   return chat::apply(*chat_, messages, render_);
+}
+
+std::string Prompter::render_chat(const chat::Value& messages, bool add_generation_prompt) const {
+  if (!chat_) throw input_error("the model has no chat template (tokenizer.chat_template); give one with --chat-template-file FILE");
+  chat::RenderOptions r = render_;
+  r.add_generation_prompt = add_generation_prompt;
+  return chat::apply(*chat_, messages, r);
 }
 
 // Renders --template (or the RAG template); a name it reads that `known` lacks is an error.

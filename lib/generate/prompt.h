@@ -67,6 +67,10 @@ class Prompter {
   Prompt build(const io::Record& rec, size_t max_tokens) const;
   // The prompt of a text given on the command line (one-off).
   Prompt build_text(const std::string& text, size_t max_tokens) const;
+  // A conversation rendered with the chat template, with or without the generation prompt
+  // (loom-finetune finds each assistant turn's text this way). loom::Error (BadInput) without a
+  // chat template.
+  std::string render_chat(const chat::Value& messages, bool add_generation_prompt) const;
 
  private:
   std::string chat(const chat::Value& messages) const;
@@ -81,6 +85,9 @@ class Prompter {
   std::vector<std::pair<std::string, size_t>> names_;  // names the template reads (line of first use)
   std::optional<int32_t> bos_;
 };
+
+// A record's "messages" (JSON text): checked to be an array of {"role", "content"} objects.
+chat::Value parse_messages(std::string_view raw);
 
 // The names a Jinja template reads that it does not define itself (loops, set, macros) and that
 // are not jinja's or the chat templates' globals, each with the line of its first use. Names only

@@ -155,6 +155,8 @@ struct Network::Impl {
     return *idx >= 0 ? &lora.pairs[static_cast<size_t>(*idx)] : nullptr;
   }
 
+  bool dropping() const { return opt.dropout > 0.0f && dropout_key != 0; }
+
   // the dropout of layer l's module m input: keep mask value (0 or 1/(1-p)) of element e
   float keep(uint32_t l, Module m, size_t e) const {
     const uint64_t key = dropout_key * 0x100000001B3ull ^ (uint64_t{l} << 48) ^ (uint64_t(m) << 44) ^ e;
@@ -163,7 +165,7 @@ struct Network::Impl {
 
   // X (N x in) with layer l's module m dropout applied, into buf (or X itself without dropout)
   const float* dropped(uint32_t l, Module m, const float* X, size_t in, std::vector<float>& buf) {
-    if (opt.dropout <= 0.0f) return X;
+    if (!dropping()) return X;
     buf.resize(N * in);
     rows(N, [&](size_t r) {
       for (size_t i = 0; i < in; ++i) buf[r * in + i] = X[r * in + i] * keep(l, m, r * in + i);
@@ -203,7 +205,7 @@ struct Network::Impl {
       const float* Xd = dropped(l, m, X, in, buf);
       gemm(true, false, r, in, N, 1.0f, dU.data(), r, Xd, in, 1.0f, grad->a[idx].data(), in);
     }
-    if (opt.dropout <= 0.0f) {
+    if (!dropping()) {
       gemm(false, false, N, in, r, 1.0f, dU.data(), r, p->a.data(), in, 1.0f, dX, in);
     } else {
       std::vector<float> t(N * in);

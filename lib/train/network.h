@@ -58,7 +58,7 @@ class Network {
     size_t targets = 0;
   };
   // Runs the sequences; with `grad`, adds d(loss)/dA and d(loss)/dB to it. dropout_key picks the
-  // dropout masks (the same key, the same masks). use_lora false: the base model alone (no
+  // dropout masks (the same key, the same masks); key 0: no dropout (evaluation). use_lora false: the base model alone (no
   // gradients). loom::Error (BadInput) for a token outside the vocabulary.
   Pass run(const std::vector<const Sequence*>& seqs, Gradients* grad, uint64_t dropout_key, bool use_lora = true);
 

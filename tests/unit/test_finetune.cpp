@@ -12,6 +12,7 @@
 #include "loom/model/lora.h"
 #include "loom/model/weights.h"
 #include "loom/train/network.h"
+#include "loom/train/trainer.h"
 #include "golden_json.h"
 #include "loom/io/stream.h"
 
@@ -248,4 +249,47 @@ TEST(Network, OneStepMatchesPyTorch) {
     std::printf("%-16s loss %.6f (PyTorch %.6f), gradient max rel diff %.2e (PyTorch f32 vs f64 %.2e)\n", c, pass.loss,
                 g["loss"].num, err, spread);
   }
+}
+
+// A DPO step (train::dpo_step: the policy = base + adapter, the reference = the base) against
+// PyTorch: the loss, each pair's rewards and the gradients (llama-k: the bound as above).
+TEST(Network, DpoStepMatchesPyTorch) {
+  const golden::J g = golden::parse(slurp(kFinetune + "llama-k-qv-dpo.json"));
+  auto file = std::make_shared<gguf::File>(gguf::File::open(kFinetune + "../" + g["model"].str));
+  model::DecoderWeights w(*file);
+  model::LoraAdapter lora = model::LoraAdapter::read(kFinetune + g["adapter"].str, w);
+  std::vector<train::Preference> prefs;
+  auto seq = [](const golden::J& prompt, const golden::J& answer) {
+    train::Example ex;
+    for (const auto& t : prompt.arr) {
+      ex.seq.tokens.push_back(static_cast<int32_t>(t.num));
+      ex.seq.weight.push_back(0.0f);
+    }
+    for (const auto& t : answer.arr) {
+      ex.seq.tokens.push_back(static_cast<int32_t>(t.num));
+      ex.seq.weight.push_back(1.0f);
+    }
+    return ex;
+  };
+  for (const auto& p : g["pairs"].arr) prefs.push_back({seq(p["prompt"], p["chosen"]), seq(p["prompt"], p["rejected"]), 0});
+  train::Network net(w, lora, {.threads = 2});
+  std::vector<const train::Preference*> ptrs;
+  std::vector<std::pair<double, double>> ref;
+  for (const auto& p : prefs) {
+    ptrs.push_back(&p);
+    auto r = net.run({&p.chosen.seq, &p.rejected.seq}, nullptr, 0, false);
+    ref.emplace_back(r.logp[0], r.logp[1]);
+  }
+  train::Gradients grad = train::Gradients::like(lora);
+  const train::DpoStats st = train::dpo_step(net, ptrs, ref, g["beta"].num, prefs.size(), grad, 0);
+  const double spread = g["grad_f32_vs_f64_max_rel"].num, tol = 50 * spread;
+  EXPECT_NEAR(st.loss, g["loss"].num, tol * g["loss"].num);
+  for (size_t i = 0; i < prefs.size(); ++i) {
+    EXPECT_NEAR(st.rewards[i].first, g["rewards_chosen"][i].num, 1e-3 * std::max(1.0, std::abs(g["rewards_chosen"][i].num)));
+    EXPECT_NEAR(st.rewards[i].second, g["rewards_rejected"][i].num, 1e-3 * std::max(1.0, std::abs(g["rewards_rejected"][i].num)));
+  }
+  const double err = grad_error(lora, grad, g);
+  EXPECT_LT(err, tol);
+  std::printf("dpo loss %.6f (PyTorch %.6f), gradient max rel diff %.2e (PyTorch f32 vs f64 %.2e)\n", st.loss, g["loss"].num, err,
+              spread);
 }
