@@ -94,7 +94,11 @@ Generator::Generator(std::shared_ptr<const gguf::File> file, const tok::Tokenize
   if (s_.beams > 1 && s_.samples > 1) throw usage_error("--beams and --n cannot be combined");
   width_ = std::max(s_.samples, s_.beams);
   model_ = std::make_unique<model::Decoder>(
-      file_, model::DecoderOptions{.n_ctx = s_.n_ctx, .threads = std::max(1u, s_.threads), .n_seq = s_.parallel * width_});
+      file_, model::DecoderOptions{.n_ctx = s_.n_ctx,
+                            .threads = std::max(1u, s_.threads),
+                            .n_seq = s_.parallel * width_,
+                            .loras = s_.loras,
+                            .lora_scales = s_.lora_scales});
   const size_t V = n_vocab();
   // end of generation: the EOS id, and the end-of-turn tokens llama.cpp also stops at
   is_eog_.assign(V, 0);

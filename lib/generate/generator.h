@@ -66,6 +66,8 @@ struct Settings {
   bool ignore_eos = false;         // never choose an end-of-generation token
   std::vector<std::string> stop;   // a completion ends before the first of these strings
   model::SamplerOptions sampling;  // seed: see Request::seed
+  std::vector<std::string> loras;  // LoRA adapters (model::DecoderOptions::loras) and their scales
+  std::vector<float> lora_scales;
 };
 
 enum class Task { Generate, Score };

@@ -82,6 +82,8 @@ class Backend {
   virtual void glu(Activation act, Act gate, Act up) = 0;
   // x += y
   virtual void add(Act x, Act y) = 0;
+  // x *= s
+  virtual void scale(Act x, float s) = 0;
   // out = the rows `rows` of x
   virtual void select_rows(Act x, const std::vector<size_t>& rows, Act out) = 0;
   // copies x to host memory (rows x cols floats)

@@ -538,6 +538,10 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < x.rows * x.cols; ++i) f(x)[i] += f(y)[i];
   }
 
+  void scale(Act x, float s) override {
+    for (size_t i = 0; i < x.rows * x.cols; ++i) f(x)[i] *= s;
+  }
+
   void select_rows(Act x, const std::vector<size_t>& rows, Act out) override {
     for (size_t k = 0; k < rows.size(); ++k) std::copy_n(f(x) + rows[k] * x.cols, x.cols, f(out) + k * x.cols);
   }

@@ -1,20 +1,59 @@
 #include "loom/model/decoder.h"
 
 #include <algorithm>
+#include <array>
 
 #include <fmt/format.h>
 
 #include "loom/core/error.h"
 #include "loom/gguf/gguf.h"
 #include "loom/model/backend.h"
+#include "loom/model/lora.h"
 #include "loom/model/weights.h"
 
 namespace loom::model {
+
+// An adapter's matrices as F32 weights the backend multiplies: A (r x in), B (out x r), and the
+// scale of their product.
+struct Decoder::LoraMats {
+  struct Pair {
+    Weight a, b;
+    float scale;
+  };
+  std::array<std::vector<Pair>, 7> by_module;
+};
 
 Decoder::Decoder(std::shared_ptr<const gguf::File> file, DecoderOptions opt)
     : file_(std::move(file)), opt_(opt), w_(std::make_unique<DecoderWeights>(*file_)), cfg_(w_->cfg) {
   if (opt_.n_ctx == 0) throw usage_error("the context must hold at least one position");
   if (opt_.n_seq == 0) throw usage_error("the decoder needs at least one sequence");
+  if (!opt_.lora_scales.empty() && opt_.lora_scales.size() != opt_.loras.size())
+    throw usage_error(fmt::format("{} LoRA scales for {} adapters (give none, or one per adapter)", opt_.lora_scales.size(), opt_.loras.size()));
+  if (!opt_.loras.empty()) lora_.resize(cfg_.n_layer);
+  for (size_t i = 0; i < opt_.loras.size(); ++i) {
+    const LoraAdapter a = LoraAdapter::read(opt_.loras[i], *w_);
+    const float user = opt_.lora_scales.empty() ? 1.0f : opt_.lora_scales[i];
+    for (const LoraPair& p : a.pairs) {
+      const float s = a.scale(p, user);
+      auto mat = [&](const std::vector<float>& v, uint64_t rows, uint64_t cols, const std::string& suffix) {
+        Weight m;
+        m.name = p.tensor() + suffix;
+        m.type = kernels::GgmlType::F32;
+        m.rows = rows;
+        m.cols = cols;
+        m.f32 = v;
+        return m;
+      };
+      auto& list = lora_[p.layer].by_module[static_cast<size_t>(p.module)];
+      list.push_back({mat(p.a, p.rank, p.in, ".lora_a"), mat(p.b, p.out, p.rank, ".lora_b"), s});
+    }
+  }
+  for (auto& L : lora_)  // data pointers once the vectors stay put
+    for (auto& list : L.by_module)
+      for (auto& m : list) {
+        m.a.data = m.a.f32.data();
+        m.b.data = m.b.f32.data();
+      }
   backend_ = opt_.backend ? opt_.backend(cfg_, opt_) : make_cpu_backend(cfg_, opt_);
 }
 
@@ -53,13 +92,25 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
   const size_t E = c.n_embd, hd = c.head_dim, hdv = c.head_dim_v, H = c.n_head, Hkv = c.n_head_kv;
   Act x = be.alloc(n, E), h = be.alloc(n, E), q = be.alloc(n, H * hd), k = be.alloc(n, Hkv * hd), v = be.alloc(n, Hkv * hdv);
   Act att = be.alloc(n, H * hdv), o = be.alloc(n, E), g = be.alloc(n, c.n_ff), u = be.alloc(n, c.n_ff);
+  // y = W x, then each adapter's B (A x), scaled, added: llama.cpp's order of operations
+  auto linear = [&](uint32_t l, Module m, const Weight& W, Act in, Act out) {
+    be.matmul(W, in, out);
+    if (lora_.empty()) return;
+    for (const auto& p : lora_[l].by_module[static_cast<size_t>(m)]) {
+      Act ax = be.alloc(n, p.a.rows), bx = be.alloc(n, p.b.rows);
+      be.matmul(p.a, in, ax);
+      be.matmul(p.b, ax, bx);
+      be.scale(bx, p.scale);
+      be.add(out, bx);
+    }
+  };
   be.embed(*w_->embd, c.embd_scale, x);
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = w_->layers[l];
     be.rms_norm(x, *L.attn_norm, c.rms_eps, E, h);
-    be.matmul(*L.wq, h, q);
-    be.matmul(*L.wk, h, k);
-    be.matmul(*L.wv, h, v);
+    linear(l, Module::Q, *L.wq, h, q);
+    linear(l, Module::K, *L.wk, h, k);
+    linear(l, Module::V, *L.wv, h, v);
     if (L.bq) be.add_bias(*L.bq, q);
     if (L.bk) be.add_bias(*L.bk, k);
     if (L.bv) be.add_bias(*L.bv, v);
@@ -72,14 +123,14 @@ std::vector<float> Decoder::decode(const std::vector<BatchToken>& batch) {
     be.rope(k, Hkv, base, freq_scale);
     be.attention({.layer = l, .window = sliding ? c.sliding_window : 0, .scale = c.scale_q ? 1.0f : c.attn_scale,
                   .q_scale = c.scale_q ? c.attn_scale : 1.0f}, q, k, v, att);
-    be.matmul(*L.wo, att, o);
+    linear(l, Module::O, *L.wo, att, o);
     if (L.post_attn_norm) be.rms_norm(o, *L.post_attn_norm, c.rms_eps, E, o);
     be.add(x, o);
     be.rms_norm(x, *L.ffn_norm, c.rms_eps, E, h);
-    be.matmul(*L.gate, h, g);
-    be.matmul(*L.up, h, u);
+    linear(l, Module::Gate, *L.gate, h, g);
+    linear(l, Module::Up, *L.up, h, u);
     be.glu(c.act, g, u);
-    be.matmul(*L.down, g, o);
+    linear(l, Module::Down, *L.down, g, o);
     if (L.post_ffn_norm) be.rms_norm(o, *L.post_ffn_norm, c.rms_eps, E, o);
     be.add(x, o);
   }

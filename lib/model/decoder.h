@@ -39,6 +39,10 @@ struct DecoderOptions {
   // (n_embd floats each: what the output layer would multiply) instead of the logits — a
   // decoder used as an embedder, as llama.cpp's embeddings mode reads it
   bool embeddings = false;
+  // LoRA adapters (llama.cpp's adapter GGUF files, lora.h) applied to the linear layers they
+  // adapt, each with its scale (lora_scales[i], default 1): W x + scale * alpha / r * B (A x).
+  std::vector<std::string> loras;
+  std::vector<float> lora_scales;
   // The backend the forward pass runs on (backend.h); empty: the CPU backend.
   std::function<std::unique_ptr<Backend>(const Config&, const DecoderOptions&)> backend = nullptr;
 };
@@ -85,6 +89,8 @@ class Decoder {
   DecoderOptions opt_;
   std::unique_ptr<DecoderWeights> w_;
   Config cfg_;
+  struct LoraMats;
+  std::vector<LoraMats> lora_;  // per layer: the adapters' A and (scaled) B of each module
   std::unique_ptr<Backend> backend_;  // the operations (CPU: cpu_backend.cpp), the KV cache
 };
 

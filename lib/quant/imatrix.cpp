@@ -55,6 +55,7 @@ class CollectingBackend final : public model::Backend {
   }
   void glu(model::Activation act, model::Act gate, model::Act up) override { inner_->glu(act, gate, up); }
   void add(model::Act x, model::Act y) override { inner_->add(x, y); }
+  void scale(model::Act x, float s) override { inner_->scale(x, s); }
   void select_rows(model::Act x, const std::vector<size_t>& rows, model::Act out) override {
     inner_->select_rows(x, rows, out);
   }

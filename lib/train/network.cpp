@@ -4,9 +4,11 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
+#include "kernels/cpu/encoder_ops.h"
 #include "kernels/cpu/train_ops.h"
 #include "loom/core/error.h"
 #include "loom/core/parallel.h"
@@ -84,6 +86,8 @@ struct Network::Impl {
   std::vector<std::vector<float>> ckpt;  // layer inputs (checkpointing)
   std::vector<float> deq;             // a dequantized matrix
   const Weight* deq_of = nullptr;
+  std::unordered_map<const Weight*, std::vector<float>> cache;  // dequantized matrices kept
+  size_t cached_bytes = 0;
   // this pass
   size_t N = 0;
   std::vector<size_t> seg_start, seg_len;
@@ -95,6 +99,8 @@ struct Network::Impl {
 
   Impl(const model::DecoderWeights& w_, model::LoraAdapter& l, NetworkOptions o)
       : w(w_), c(w_.cfg), lora(l), opt(o), pool(std::max(1u, o.threads)) {
+    // each gemm call runs on one of the pool's threads; OpenBLAS's own threads would only compete
+    kernels::blas_single_threaded();
     pair_of.assign(c.n_layer, {});
     for (auto& a : pair_of) a.fill(-1);
     for (size_t i = 0; i < lora.pairs.size(); ++i) {
@@ -108,21 +114,34 @@ struct Network::Impl {
 
   unsigned threads() const { return std::max(1u, opt.threads); }
 
-  // f32 values of a base matrix (rows x cols): the file's own when F32, else dequantized here
+  // f32 values of a base matrix (rows x cols): the file's own when F32, else dequantized — kept
+  // while the cache's budget allows, else into a scratch buffer each time
   const float* f32(const Weight& m) {
     if (m.type == kernels::GgmlType::F32) return static_cast<const float*>(m.data);
+    if (auto it = cache.find(&m); it != cache.end()) return it->second.data();
     if (deq_of == &m) return deq.data();
+    const size_t bytes = m.rows * m.cols * sizeof(float);
+    if (cached_bytes + bytes <= opt.weight_cache) {
+      cached_bytes += bytes;
+      std::vector<float>& v = cache[&m];
+      v.resize(m.rows * m.cols);
+      dequantize(m, v.data());
+      return v.data();
+    }
     deq.resize(m.rows * m.cols);
+    dequantize(m, deq.data());
+    deq_of = &m;
+    return deq.data();
+  }
+
+  void dequantize(const Weight& m, float* out) {
     const auto ts = kernels::type_size(m.type);
     const size_t row_bytes = m.cols / ts.block_elems * ts.block_bytes;
     const size_t chunk = 64;
     pool.for_each((m.rows + chunk - 1) / chunk, [&](size_t i) {
       const size_t r0 = i * chunk, r1 = std::min<size_t>(m.rows, r0 + chunk);
-      tensor::dequantize_row(m.type, static_cast<const char*>(m.data) + r0 * row_bytes, deq.data() + r0 * m.cols,
-                             (r1 - r0) * m.cols);
+      tensor::dequantize_row(m.type, static_cast<const char*>(m.data) + r0 * row_bytes, out + r0 * m.cols, (r1 - r0) * m.cols);
     });
-    deq_of = &m;
-    return deq.data();
   }
 
   // C (M x N) = alpha op(A) op(B) + beta C, split across the threads along the larger of M, N

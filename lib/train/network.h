@@ -43,6 +43,9 @@ struct NetworkOptions {
   unsigned threads = 1;
   float dropout = 0;        // dropout on each adapted layer's input to A (as PEFT's lora_dropout)
   bool checkpoint = false;  // keep only each layer's input; recompute the layer for the backward
+  // bytes of dequantized base matrices kept between uses (0: dequantize at every use, the least
+  // memory; a matrix that does not fit the rest of the budget is dequantized each time)
+  size_t weight_cache = 0;
 };
 
 class Network {

@@ -121,10 +121,15 @@ size_t Trainer::memory_estimate() const {
   Network net(base_, copy, {.threads = 1, .checkpoint = opt_.checkpoint_activations});
   const size_t tokens = opt_.pack ? size_t{opt_.batch} * opt_.n_ctx : size_t{opt_.batch} * opt_.n_ctx;
   const size_t per_seq = opt_.method == Method::Dpo ? 2 : 1;
-  // activations + the logits of a chunk of rows + the largest dequantized matrix + params x 4
-  size_t largest = 0;
-  for (const auto& w : base_.all) largest = std::max<size_t>(largest, w->rows * w->cols);
-  return net.activation_bytes(tokens * per_seq) + (size_t{64} << 20) + largest * sizeof(float) +
+  // activations + the logits of a chunk of rows + dequantized matrices (the cache, or the largest
+  // one) + adapters, gradients and the two AdamW moments
+  size_t largest = 0, all = 0;
+  for (const auto& w : base_.all)
+    if (w->rows > 1 && w->type != kernels::GgmlType::F32) {
+      largest = std::max<size_t>(largest, w->rows * w->cols * sizeof(float));
+      all += w->rows * w->cols * sizeof(float);
+    }
+  return net.activation_bytes(tokens * per_seq) + (size_t{64} << 20) + std::max(largest, std::min(all, opt_.weight_cache)) +
          4 * trainable_parameters() * sizeof(float);
 }
 
@@ -350,7 +355,8 @@ struct Trainer::Loop {
 void Trainer::fit(const std::vector<Example>& train, const std::vector<Example>& eval, const std::string& out,
                   const std::function<void(const StepReport&)>& report) {
   if (opt_.method != Method::Sft) throw usage_error("fit() trains SFT; use fit_dpo()");
-  Network net(base_, lora_, {.threads = opt_.threads, .dropout = opt_.dropout, .checkpoint = opt_.checkpoint_activations});
+  Network net(base_, lora_,
+              {.threads = opt_.threads, .dropout = opt_.dropout, .checkpoint = opt_.checkpoint_activations, .weight_cache = opt_.weight_cache});
   Loop loop{*this, nullptr, nullptr, {}};
   for (const auto& ex : train) loop.lengths.push_back(ex.seq.tokens.size());
   loop.run_step = [&](const std::vector<const std::vector<size_t>*>& group, Gradients& g, uint64_t step, StepReport&) {
@@ -392,7 +398,8 @@ void Trainer::fit(const std::vector<Example>& train, const std::vector<Example>&
 void Trainer::fit_dpo(const std::vector<Preference>& train, const std::vector<Preference>& eval, const std::string& out,
                       const std::function<void(const StepReport&)>& report) {
   if (opt_.method != Method::Dpo) throw usage_error("fit_dpo() trains DPO");
-  Network net(base_, lora_, {.threads = opt_.threads, .dropout = opt_.dropout, .checkpoint = opt_.checkpoint_activations});
+  Network net(base_, lora_,
+              {.threads = opt_.threads, .dropout = opt_.dropout, .checkpoint = opt_.checkpoint_activations, .weight_cache = opt_.weight_cache});
   // the reference model's log-likelihoods: the base alone, once
   auto reference = [&](const std::vector<Preference>& pairs) {
     std::vector<std::pair<double, double>> ref(pairs.size());

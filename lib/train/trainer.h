@@ -43,6 +43,7 @@ struct TrainOptions {
   uint64_t seed = 42;
   unsigned threads = 1;
   bool checkpoint_activations = false;
+  size_t weight_cache = size_t{2048} << 20;  // bytes of dequantized base matrices kept (NetworkOptions)
   uint64_t eval_every = 0;      // steps between held-out evaluations (0: at the end of each epoch)
   uint32_t patience = 0;        // stop after this many evaluations without improvement (0: never)
   uint64_t save_every = 0;      // steps between checkpoints (0: none)

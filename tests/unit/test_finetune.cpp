@@ -293,3 +293,67 @@ TEST(Network, DpoStepMatchesPyTorch) {
   std::printf("dpo loss %.6f (PyTorch %.6f), gradient max rel diff %.2e (PyTorch f32 vs f64 %.2e)\n", st.loss, g["loss"].num, err,
               spread);
 }
+
+// The decoder (loom generate --lora) applies an adapter as llama.cpp does: logits of the first
+// golden sequence with each adapter, against llama.cpp's own (gen_lora_llama_goldens.py, the
+// portable AVX2 build), at scale 1 and 0.5; and the training forward's log-likelihood with the
+// adapter equals the decoder's (to the decoder's f16 attention precision).
+TEST(Decoder, LoraMatchesLlamaCpp) {
+  for (const char* c : {"llama-scaled-qv", "qwen2-qv", "qwen3-qv", "gemma3-qv", "gemma3-all", "llama-k-qv", "llama-k-all"}) {
+    SCOPED_TRACE(c);
+    const golden::J g = golden::parse(slurp(kFinetune + c + ".json"));
+    const golden::J ref = golden::parse(slurp(kFinetune + c + ".llama-logits.json.zst"));
+    const std::vector<const golden::J*> runs = ref.kind == golden::J::Arr ? std::vector<const golden::J*>{&ref.arr[0], &ref.arr[1]}
+                                                                        : std::vector<const golden::J*>{&ref};
+    auto file = std::make_shared<gguf::File>(gguf::File::open(kFinetune + "../" + g["model"].str));
+    for (const golden::J* run : runs) {
+      const float scale = static_cast<float>((*run)["scale"].num);
+      model::Decoder dec(file, {.n_ctx = 64, .threads = 2, .loras = {kFinetune + g["adapter"].str}, .lora_scales = {scale}});
+      std::vector<int32_t> tokens;
+      for (const auto& t : (*run)["tokens"].arr) tokens.push_back(static_cast<int32_t>(t.num));
+      const std::vector<float> got = dec.forward(tokens, 0, true);
+      const size_t V = dec.config().n_vocab;
+      double worst = 0, top = 0, base_moved = 0;
+      for (size_t t = 0; t < tokens.size(); ++t)
+        for (size_t i = 0; i < V; ++i) {
+          const double want = (*run)["logits"][t][i].num;
+          worst = std::max(worst, std::abs(got[t * V + i] - want));
+          top = std::max(top, std::abs(want));
+          base_moved = std::max(base_moved, std::abs(want - (*run)["logits_base"][t][i].num));
+        }
+      std::printf("%-16s scale %.1f: max |loom - llama.cpp| %.2e of logits up to %.1f (the adapter moves them by %.2f)\n", c, scale,
+                  worst, top, base_moved);
+      EXPECT_LE(worst, 1e-6 * top);  // identical but for an ulp in llama-k-all
+      EXPECT_GT(base_moved, 50 * worst);  // the check sees the adapter
+    }
+  }
+}
+
+TEST(Decoder, LoraMatchesTrainingForward) {
+  for (const char* c : {"qwen3-qv", "gemma3-all"}) {
+    SCOPED_TRACE(c);
+    const golden::J g = golden::parse(slurp(kFinetune + c + ".json"));
+    auto file = std::make_shared<gguf::File>(gguf::File::open(kFinetune + "../" + g["model"].str));
+    model::DecoderWeights w(*file);
+    model::LoraAdapter lora = model::LoraAdapter::read(kFinetune + g["adapter"].str, w);
+    train::Sequence s;
+    for (const auto& t : g["sequences"][0]["tokens"].arr) {
+      s.tokens.push_back(static_cast<int32_t>(t.num));
+      s.weight.push_back(1.0f);
+    }
+    train::Network net(w, lora, {.threads = 2});
+    const double train_logp = net.run({&s}, nullptr, 0).logp[0];
+    model::Decoder dec(file, {.n_ctx = 64, .threads = 2, .loras = {kFinetune + g["adapter"].str}});
+    const std::vector<float> logits = dec.forward(s.tokens, 0, true);
+    const size_t V = w.cfg.n_vocab;
+    double want = 0;
+    for (size_t t = 1; t < s.tokens.size(); ++t) {
+      const float* z = &logits[(t - 1) * V];
+      double mx = z[0], sum = 0;
+      for (size_t i = 0; i < V; ++i) mx = std::max<double>(mx, z[i]);
+      for (size_t i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
+      want += z[s.tokens[t]] - mx - std::log(sum);
+    }
+    EXPECT_NEAR(train_logp, want, 2e-3 * std::abs(want));
+  }
+}

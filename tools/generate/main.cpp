@@ -353,6 +353,9 @@ int main(int argc, char** argv) {
   app.add_option("--template", opt.template_file, "Prompt template (Jinja) over the record's fields (--rag: question, sources)")
       ->type_name("FILE");
   app.add_option("--chat-template-file", opt.chat_template_file, "Chat template (Jinja) instead of the model's own")->type_name("FILE");
+  app.add_option("--lora", opt.gen.loras, "Apply a LoRA adapter (llama.cpp's adapter GGUF, e.g. from loom finetune); repeatable")
+      ->type_name("ADAPTER");
+  app.add_option("--lora-scale", opt.gen.lora_scales, "The scale of each --lora, in order (default 1)")->type_name("S");
   app.add_flag("--score", opt.score, "Score the text instead of generating: adds score {sum, tokens, mean, perplexity}");
   app.add_option("-n,--max-tokens", g.max_tokens, "Most tokens to generate (a record's max_tokens overrides)")
       ->type_name("N")
