@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
 
+#include "loom/core/error.h"
 #include "loom/gguf/gguf.h"
 #include "loom/model/decoder.h"
 #include "loom/model/lora.h"
@@ -356,4 +359,87 @@ TEST(Decoder, LoraMatchesTrainingForward) {
     }
     EXPECT_NEAR(train_logp, want, 2e-3 * std::abs(want));
   }
+}
+
+namespace {
+std::vector<train::Example> random_examples(uint32_t n_vocab, size_t n, uint32_t seed) {
+  std::vector<train::Example> out;
+  for (size_t i = 0; i < n; ++i) {
+    train::Example ex;
+    ex.seq = random_sequence(n_vocab, 6 + (seed + i) % 9, 3, seed * 100 + static_cast<uint32_t>(i));
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+}  // namespace
+
+// A run resumed from a checkpoint continues exactly: the same losses, bit for bit, and the same
+// adapter at the end; a checkpoint of other options is refused, a corrupt one too.
+TEST(Trainer, ResumeContinuesExactly) {
+  auto file = std::make_shared<gguf::File>(gguf::File::open(kArch + std::string("qwen3.gguf")));
+  model::DecoderWeights w(*file);
+  const auto train_ex = random_examples(w.cfg.n_vocab, 5, 1), eval_ex = random_examples(w.cfg.n_vocab, 2, 2);
+  const std::string dir = ::testing::TempDir();
+  train::TrainOptions o;
+  o.rank = 4;
+  o.dropout = 0.1f;
+  o.lr = 1e-2f;
+  o.warmup = 2;
+  o.epochs = 2;
+  o.batch = 1;
+  o.grad_accum = 2;
+  o.pack = false;
+  o.seed = 7;
+  o.threads = 2;
+  o.eval_every = 2;
+  o.save_every = 1;
+  o.checkpoint_path = dir + "/ft.ckpt";
+  std::vector<double> full;
+  {
+    train::Trainer t(w, o);
+    t.fit(train_ex, eval_ex, dir + "/full.gguf", [&](const train::StepReport& r) {
+      if (!r.tokens) return;
+      full.push_back(r.loss);
+      if (r.step == 2) std::filesystem::copy_file(o.checkpoint_path, dir + "/step2.ckpt", std::filesystem::copy_options::overwrite_existing);
+      if (r.step == 4) std::filesystem::copy_file(o.checkpoint_path, dir + "/step4.ckpt", std::filesystem::copy_options::overwrite_existing);
+    });
+  }
+  ASSERT_EQ(full.size(), 6u);  // 2 epochs x ceil(5 / 2) steps
+  EXPECT_LT(full.back(), full.front());
+  for (const char* ck : {"/step2.ckpt", "/step4.ckpt"}) {
+    SCOPED_TRACE(ck);
+    std::vector<double> resumed;
+    train::Trainer t(w, o);
+    t.resume(dir + ck);
+    uint64_t first = 0;
+    t.fit(train_ex, eval_ex, dir + "/resumed.gguf", [&](const train::StepReport& r) {
+      if (!r.tokens) return;
+      if (!first) first = r.step;
+      resumed.push_back(r.loss);
+    });
+    ASSERT_EQ(first + resumed.size() - 1, full.size());
+    for (size_t i = 0; i < resumed.size(); ++i) EXPECT_EQ(resumed[i], full[first - 1 + i]) << "step " << first + i;
+    const model::LoraAdapter a = model::LoraAdapter::read(dir + "/full.gguf", w), b = model::LoraAdapter::read(dir + "/resumed.gguf", w);
+    for (size_t i = 0; i < a.pairs.size(); ++i) {
+      EXPECT_EQ(a.pairs[i].a, b.pairs[i].a);
+      EXPECT_EQ(a.pairs[i].b, b.pairs[i].b);
+    }
+  }
+  // other options: refused with both fingerprints shown
+  train::TrainOptions other = o;
+  other.lr = 2e-2f;
+  train::Trainer t2(w, other);
+  try {
+    t2.resume(dir + "/step2.ckpt");
+    ADD_FAILURE() << "resumed with other options";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("other options"), std::string::npos) << e.what();
+  }
+  // a truncated checkpoint
+  {
+    std::string bytes = slurp(dir + "/step2.ckpt");
+    std::ofstream(dir + "/cut.ckpt", std::ios::binary).write(bytes.data(), static_cast<long>(bytes.size() / 2));
+  }
+  train::Trainer t3(w, o);
+  EXPECT_THROW(t3.resume(dir + "/cut.ckpt"), Error);
 }
