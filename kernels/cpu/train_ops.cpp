@@ -6,6 +6,11 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/vec_exp.h"
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace loom::kernels::train {
 
 void gemm(bool ta, bool tb, size_t M, size_t N, size_t K, float alpha, const float* A, size_t lda, const float* B,
@@ -146,13 +151,40 @@ void attention_bwd(size_t T, size_t d, size_t dv, const float* q, size_t ldq, co
 double log_softmax_target(float* logits, size_t n, size_t target, float weight, bool grad) {
   float mx = -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < n; ++i) mx = std::max(mx, logits[i]);
+  // e_i = exp(z_i - max), ~1 ulp (ggml's polynomial, 8 lanes where AVX2 is built); with grad the
+  // logits hold e_i until they are scaled into the gradient
+  float* e = grad ? logits : nullptr;
+  const float z_target = logits[target];
   double sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i] - mx));
+  size_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = expf8(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vmx));
+    if (e) _mm256_storeu_ps(e + i, v);
+    acc = _mm256_add_ps(acc, v);
+    if ((i & 1023) == 1016) {  // flush to double every 1024 values
+      alignas(32) float t[8];
+      _mm256_store_ps(t, acc);
+      for (float x : t) sum += x;
+      acc = _mm256_setzero_ps();
+    }
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, acc);
+  for (float x : t) sum += x;
+#endif
+  for (; i < n; ++i) {
+    const float v = ggml_expf(logits[i] - mx);
+    if (e) e[i] = v;
+    sum += v;
+  }
   const double lse = static_cast<double>(mx) + std::log(sum);
-  const double lp = static_cast<double>(logits[target]) - lse;
+  const double lp = static_cast<double>(z_target) - lse;
   if (grad) {
-    const float inv = static_cast<float>(1.0 / sum);
-    for (size_t i = 0; i < n; ++i) logits[i] = weight * (std::exp(logits[i] - mx) * inv);
+    const float s = weight * static_cast<float>(1.0 / sum);
+    for (size_t k = 0; k < n; ++k) logits[k] *= s;
     logits[target] -= weight;
   }
   return lp;

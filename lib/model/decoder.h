@@ -39,12 +39,12 @@ struct DecoderOptions {
   // (n_embd floats each: what the output layer would multiply) instead of the logits — a
   // decoder used as an embedder, as llama.cpp's embeddings mode reads it
   bool embeddings = false;
-  // LoRA adapters (llama.cpp's adapter GGUF files, lora.h) applied to the linear layers they
-  // adapt, each with its scale (lora_scales[i], default 1): W x + scale * alpha / r * B (A x).
-  std::vector<std::string> loras;
-  std::vector<float> lora_scales;
   // The backend the forward pass runs on (backend.h); empty: the CPU backend.
   std::function<std::unique_ptr<Backend>(const Config&, const DecoderOptions&)> backend = nullptr;
+  // LoRA adapters (llama.cpp's adapter GGUF files, lora.h) applied to the linear layers they
+  // adapt, each with its scale (lora_scales[i], default 1): W x + scale * alpha / r * B (A x).
+  std::vector<std::string> loras = {};
+  std::vector<float> lora_scales = {};
 };
 
 // One token of a batch: `token` at position `pos` of sequence `seq`; its logits are returned when

@@ -30,10 +30,10 @@ bool parse_linear(const std::string& name, uint32_t* layer, Module* module) {
   return false;
 }
 
-std::vector<float> to_f32(const gguf::File& f, const gguf::TensorInfo& t) {
+std::vector<float> to_f32(const gguf::File& f, const gguf::TensorInfo& t, const std::string& path) {
   const auto type = static_cast<kernels::GgmlType>(t.ggml_type);
   if (!tensor::can_dequantize(type))
-    throw input_error(fmt::format("adapter tensor {} has ggml type {}, which loom does not read", t.name, t.ggml_type), f.name());
+    throw input_error(fmt::format("adapter tensor {} has ggml type {}, which loom does not read", t.name, t.ggml_type), path);
   std::vector<float> v(t.n_elements());
   tensor::dequantize_row(type, f.tensor_data(t).data(), v.data(), v.size());
   return v;
@@ -42,7 +42,10 @@ std::vector<float> to_f32(const gguf::File& f, const gguf::TensorInfo& t) {
 }  // namespace
 
 LoraAdapter LoraAdapter::read(const std::string& path, const DecoderWeights& base) {
-  gguf::File f = gguf::File::open(path);
+  return from_gguf(gguf::File::open(path), path, base);
+}
+
+LoraAdapter LoraAdapter::from_gguf(const gguf::File& f, const std::string& path, const DecoderWeights& base) {
   f.validate_tensors();
   if (f.get_string("general.type").value_or("") != "adapter" || f.get_string("adapter.type").value_or("") != "lora")
     throw input_error("not a LoRA adapter (general.type must be \"adapter\" and adapter.type \"lora\")", path);
@@ -97,8 +100,8 @@ LoraAdapter LoraAdapter::read(const std::string& path, const DecoderWeights& bas
     p.out = w->rows;
     p.rank = h.a->ne[1];
     if (p.rank == 0) throw input_error(fmt::format("adapter tensors for {} have rank 0", name), path);
-    p.a = to_f32(f, *h.a);
-    p.b = to_f32(f, *h.b);
+    p.a = to_f32(f, *h.a, path);
+    p.b = to_f32(f, *h.b, path);
     a.pairs.push_back(std::move(p));
   }
   if (a.pairs.empty()) throw input_error("the adapter has no LoRA tensors", path);

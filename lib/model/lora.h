@@ -22,8 +22,8 @@ struct LoraPair {
   uint32_t layer = 0;
   Module module = Module::Q;
   uint64_t in = 0, out = 0, rank = 0;
-  std::vector<float> a;  // rank x in, row-major
-  std::vector<float> b;  // out x rank
+  std::vector<float> a = {};  // rank x in, row-major
+  std::vector<float> b = {};  // out x rank
   std::string tensor() const;  // "blk.<layer>.<module tensor>.weight"
 };
 
@@ -41,6 +41,8 @@ struct LoraAdapter {
   // is not a LoRA adapter, was made for another architecture, names a tensor the base lacks or one
   // of another shape, or adapts something other than the linear layers of the blocks.
   static LoraAdapter read(const std::string& path, const DecoderWeights& base);
+  // The same from a GGUF file already open (`name` names it in errors).
+  static LoraAdapter from_gguf(const gguf::File& f, const std::string& name, const DecoderWeights& base);
   // Writes it (F32 tensors, atomically).
   void write(const std::string& path) const;
 };

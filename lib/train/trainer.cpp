@@ -216,8 +216,9 @@ void Trainer::save_checkpoint(uint64_t step, uint64_t epoch_step, uint32_t epoch
   w.write(opt_.checkpoint_path);
 }
 
-void Trainer::resume(const std::string& path) {
-  gguf::File f = gguf::File::open(path);
+void Trainer::resume(const std::string& path) { resume(gguf::File::open(path), path); }
+
+void Trainer::resume(const gguf::File& f, const std::string& path) {
   f.validate_tensors();
   if (f.get_string("general.type").value_or("") != "loom-finetune-checkpoint")
     throw input_error("not a loom-finetune checkpoint", path);

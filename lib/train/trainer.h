@@ -20,6 +20,10 @@
 #include "loom/train/data.h"
 #include "loom/train/network.h"
 
+namespace loom::gguf {
+class File;
+}
+
 namespace loom::train {
 
 enum class Method { Sft, Dpo };
@@ -77,6 +81,7 @@ class Trainer {
   // Restores the state of a checkpoint written by an earlier run with the same options.
   // loom::Error (BadInput) naming the file when it is corrupt or from other options.
   void resume(const std::string& path);
+  void resume(const gguf::File& f, const std::string& name);
 
   // Trains; writes the adapter to `out` (atomically) at the end and, with eval data, whenever the
   // held-out loss improves (so `out` holds the best one). report() is called after every step.

@@ -363,6 +363,7 @@ TEST(Decoder, RunsOnAnyBackend) {
     }
     void glu(model::Activation a, model::Act g, model::Act u) override { ++calls["glu"]; cpu->glu(a, g, u); }
     void add(model::Act x, model::Act y) override { ++calls["add"]; cpu->add(x, y); }
+    void scale(model::Act x, float s) override { ++calls["scale"]; cpu->scale(x, s); }
     void select_rows(model::Act x, const std::vector<size_t>& r, model::Act o) override { cpu->select_rows(x, r, o); }
     void read(model::Act x, float* h) override { ++calls["read"]; cpu->read(x, h); }
     void copy_sequence(uint32_t s, uint32_t d, uint32_t n) override { cpu->copy_sequence(s, d, n); }

@@ -81,7 +81,7 @@ void run(cli::Tool& tool, CLI::App& app, Options& opt) {
   opt.t.base_name = file->get_string("general.name").value_or("");
   tok::Tokenizer tokenizer = tok::Tokenizer::from_gguf(*file, path);
   generate::Prompter prompter(*file, path, tokenizer,
-                              {.field = "prompt", .chat_template_file = opt.chat_template_file, .n_ctx = opt.t.n_ctx});
+                              {.field = "prompt", .chat = false, .rag = false, .score = false, .template_file = "", .chat_template_file = opt.chat_template_file, .n_ctx = opt.t.n_ctx, .truncate = false});
   train::DataEncoder enc(*file, tokenizer, prompter, {.n_ctx = opt.t.n_ctx, .train_on_prompt = opt.train_on_prompt});
   train::Trainer trainer(base, opt.t);
   if (!opt.resume.empty()) trainer.resume(opt.resume);
