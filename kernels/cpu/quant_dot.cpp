@@ -1244,9 +1244,53 @@ float vec_dot(GgmlType wtype, size_t n, const void* w_row, const void* act, KOrd
   return dot_scalar_impl(wtype, n, w_row, act, order);
 }
 
+namespace {
+
+// ---- F32 weights in llama.cpp's orders (LoRA adapters' A and B, F32 model files) ----
+// ggml_vec_dot_f32 (one token, or a shape tinyBLAS declines): 4 accumulators of 8 lanes over
+// 32-element steps, combined (a0+a2)+(a1+a3) and the lanes ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)),
+// then the elements past the last step added one by one, fused (ggml's build contracts them).
+float f32_dot_vecdot(const float* w, const float* x, size_t n) {
+  const size_t np = n & ~size_t{31};
+  float a[4][8] = {};
+  for (size_t i = 0; i < np; i += 32)
+    for (size_t c = 0; c < 4; ++c)
+      for (size_t l = 0; l < 8; ++l) a[c][l] = fmadd(w[i + 8 * c + l], x[i + 8 * c + l], a[c][l]);
+  float r[8];
+  for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+  float sum = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
+  for (size_t i = np; i < n; ++i) sum = fmadd(w[i], x[i], sum);
+  return sum;
+}
+
+// tinyBLAS (a batch of 2+ tokens, cols % 8 == 0, rows % 4 == 0): one 8-lane accumulator over the
+// whole row, fused, the lanes summed ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
+float f32_dot_tiny(const float* w, const float* x, size_t n) {
+  float a[8] = {};
+  for (size_t i = 0; i < n; i += 8)
+    for (size_t l = 0; l < 8; ++l) a[l] = fmadd(w[i + l], x[i + l], a[l]);
+  return reduce8(a);
+}
+
+void matmul_f32_llama(const float* W, size_t rows, size_t cols, const float* X, size_t n_tokens, float* Y,
+                      const ThreadHint& threads, const TokenBatches* batches) {
+  parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const uint32_t len = batches ? batches->len[t] : static_cast<uint32_t>(n_tokens);
+      const bool tiny = len >= 2 && cols % 8 == 0 && rows % 4 == 0;
+      const float* x = X + t * cols;
+      for (size_t r = r0; r < r1; ++r)
+        Y[t * rows + r] = tiny ? f32_dot_tiny(W + r * cols, x, cols) : f32_dot_vecdot(W + r * cols, x, cols);
+    }
+  });
+}
+
+}  // namespace
+
 void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float* x, float* y,
             const ThreadHint& threads) {
   check_shape(wtype, cols, "matvec");
+  if (wtype == GgmlType::F32) return matmul_f32_llama(static_cast<const float*>(W), rows, cols, x, 1, y, threads, nullptr);
   PreparedActs p;
   prepare(wtype, cols, x, nullptr, 1, p);
   matvec_prepared(wtype, W, rows, cols, p, y, threads);
@@ -1442,6 +1486,7 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
             const ThreadHint& threads, const TokenBatches* batches) {
   check_shape(wtype, cols, "matmul");
   if (n_tokens == 0 || rows == 0) return;
+  if (wtype == GgmlType::F32) return matmul_f32_llama(static_cast<const float*>(W), rows, cols, X, n_tokens, Y, threads, batches);
   // each token's order (which also decides how its activations are quantized)
   std::vector<KOrder> orders(n_tokens, KOrder::VecDot);
   if (is_k_type(wtype) || wtype == GgmlType::Q4_0)

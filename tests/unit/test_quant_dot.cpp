@@ -516,6 +516,7 @@ class QuantDotMatrix : public ::testing::TestWithParam<std::tuple<GgmlType, size
 
 TEST_P(QuantDotMatrix, MatvecAndMatmulEqualVecDotPerRow) {
   const auto [t, rows] = GetParam();
+  if (t == GgmlType::F32) GTEST_SKIP() << "F32 matrices take llama.cpp's own orders (QuantDot.F32MatmulOrdersAreLlamaCpps)";
   std::mt19937 rng(400 + static_cast<int>(t) + static_cast<int>(rows));
   const size_t cols = type_size(t).block_elems == 256 ? 256 * 3 : (type_size(t).block_elems == 32 ? 32 * 11 : 101);
   const size_t n_tokens = 13;
@@ -692,5 +693,47 @@ TEST(QuantDotSpeed, Report) {
     std::printf("%-5s %5zux%-5zu 1 thread: matvec %7.1f us  %6.2f Mrows/s  %6.1f GFLOP/s | matmul(%zu tok) %7.1f us/token  %6.1f GFLOP/s  x%.2f\n",
                 type_name(c.t), c.rows, c.cols, mv * 1e6, c.rows / mv / 1e6, flop / mv / 1e9, nt, mm * 1e6,
                 flop / mm / 1e9, mv / mm);
+  }
+}
+
+// F32 matrices (LoRA adapters, F32 files) as llama.cpp multiplies them: one token, or a shape
+// tinyBLAS declines, in ggml_vec_dot_f32's order (4 x 8 lanes over 32-element steps, the rest
+// added one by one, fused); a batch of 2+ tokens with cols % 8 == 0 and rows % 4 == 0 in
+// tinyBLAS's (one 8-lane accumulator, then the lanes). Bit-equal to these formulas.
+TEST(QuantDot, F32MatmulOrdersAreLlamaCpps) {
+  auto vecdot = [](const float* w, const float* x, size_t n) {
+    const size_t np = n / 32 * 32;
+    float a[4][8] = {};
+    for (size_t i = 0; i < np; i += 32)
+      for (size_t c = 0; c < 4; ++c)
+        for (size_t l = 0; l < 8; ++l) a[c][l] = std::fma(w[i + 8 * c + l], x[i + 8 * c + l], a[c][l]);
+    float r[8];
+    for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+    float sum = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
+    for (size_t i = np; i < n; ++i) sum = std::fma(w[i], x[i], sum);
+    return sum;
+  };
+  auto tiny = [](const float* w, const float* x, size_t n) {
+    float a[8] = {};
+    for (size_t i = 0; i < n; i += 8)
+      for (size_t l = 0; l < 8; ++l) a[l] = std::fma(w[i + l], x[i + l], a[l]);
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+  };
+  std::mt19937 rng(77);
+  for (size_t rows : {4, 6, 8}) {
+    for (size_t cols : {4, 8, 12, 40, 576}) {
+      const auto Wb = random_floats(rows * cols, rng), X = random_floats(3 * cols, rng);
+      const float* W = Wb.data();
+      std::vector<float> y1(rows), y3(3 * rows);
+      matvec(GgmlType::F32, W, rows, cols, X.data(), y1.data(), {});
+      matmul(GgmlType::F32, W, rows, cols, X.data(), 3, y3.data(), {});
+      const bool tinyblas = cols % 8 == 0 && rows % 4 == 0;
+      for (size_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(y1[r], vecdot(W + r * cols, X.data(), cols)) << rows << "x" << cols;
+        for (size_t t = 0; t < 3; ++t)
+          EXPECT_EQ(y3[t * rows + r], tinyblas ? tiny(W + r * cols, X.data() + t * cols, cols) : vecdot(W + r * cols, X.data() + t * cols, cols))
+              << rows << "x" << cols << " token " << t;
+      }
+    }
   }
 }
