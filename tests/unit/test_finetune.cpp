@@ -17,6 +17,11 @@
 #include "loom/train/network.h"
 #include "loom/train/trainer.h"
 #include "golden_json.h"
+#include "model_files.h"
+#include "loom/generate/prompt.h"
+#include "loom/io/jsonl.h"
+#include "loom/tokenizer/tokenizer.h"
+#include "loom/train/data.h"
 #include "loom/io/stream.h"
 
 using namespace loom;
@@ -442,4 +447,35 @@ TEST(Trainer, ResumeContinuesExactly) {
   }
   train::Trainer t3(w, o);
   EXPECT_THROW(t3.resume(dir + "/cut.ckpt"), Error);
+}
+
+// Chat records: the targets are exactly the assistant turns (through the template's end-of-turn
+// text), everything else is context; prompt/completion records end with EOS as a target.
+TEST(TrainData, TargetsAreTheAssistantTurnsAndTheCompletion) {
+  const std::string path = model_files::gguf("smollm2").string();
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is missing (make models)";
+  gguf::File file = gguf::File::open(path);
+  tok::Tokenizer tok = tok::Tokenizer::from_gguf(file, path);
+  generate::Prompter prompter(file, path, tok,
+                              {.field = "prompt", .chat = false, .rag = false, .score = false, .template_file = "",
+                               .chat_template_file = "", .n_ctx = 512, .truncate = false});
+  train::DataEncoder enc(file, tok, prompter, {.n_ctx = 512});
+  io::Record rec;
+  rec.set_raw("messages",
+              R"([{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"},)"
+              R"({"role":"user","content":"Bye"},{"role":"assistant","content":"See you."}])");
+  const train::Example ex = enc.example(rec);
+  std::string targets, context;
+  for (size_t t = 0; t < ex.seq.tokens.size(); ++t) (ex.seq.weight[t] != 0 ? targets : context) += tok.decode({ex.seq.tokens[t]});
+  EXPECT_EQ(targets, "Hello!<|im_end|>\nSee you.<|im_end|>\n");
+  EXPECT_NE(context.find("<|im_start|>assistant\n"), std::string::npos) << context;
+  EXPECT_EQ(context.find("Hello!"), std::string::npos);
+  io::Record pc;
+  pc.set_raw("prompt", R"("2+2=")");
+  pc.set_raw("completion", R"(" 4")");
+  const train::Example e2 = enc.example(pc);
+  EXPECT_EQ(e2.seq.tokens.back(), file.get_int("tokenizer.ggml.eos_token_id").value());
+  EXPECT_EQ(e2.targets(), tok.encode(" 4").ids.size() + 1);
+  EXPECT_EQ(e2.seq.weight.back(), 1.0f);
+  EXPECT_EQ(e2.seq.weight[0], 0.0f);
 }
