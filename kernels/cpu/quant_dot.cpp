@@ -1249,7 +1249,8 @@ namespace {
 // ---- F32 weights in llama.cpp's orders (LoRA adapters' A and B, F32 model files) ----
 // ggml_vec_dot_f32 (one token, or a shape tinyBLAS declines): 4 accumulators of 8 lanes over
 // 32-element steps, combined (a0+a2)+(a1+a3) and the lanes ((l0+l4)+(l1+l5))+((l2+l6)+(l3+l7)),
-// then the elements past the last step added one by one, fused (ggml's build contracts them).
+// then the elements past the last step added one by one: as GCC compiles ggml's leftover loop
+// (-O3, FMA), the products of whole groups of 4 rounded and added, the last n % 4 fused.
 float f32_dot_vecdot(const float* w, const float* x, size_t n) {
   const size_t np = n & ~size_t{31};
   float a[4][8] = {};
@@ -1259,7 +1260,12 @@ float f32_dot_vecdot(const float* w, const float* x, size_t n) {
   float r[8];
   for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
   float sum = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
-  for (size_t i = np; i < n; ++i) sum = fmadd(w[i], x[i], sum);
+  const size_t nq = np + ((n - np) & ~size_t{3});
+  for (size_t i = np; i < nq; ++i) {
+    const float p = w[i] * x[i];
+    sum += p;
+  }
+  for (size_t i = nq; i < n; ++i) sum = fmadd(w[i], x[i], sum);
   return sum;
 }
 

@@ -698,7 +698,8 @@ TEST(QuantDotSpeed, Report) {
 
 // F32 matrices (LoRA adapters, F32 files) as llama.cpp multiplies them: one token, or a shape
 // tinyBLAS declines, in ggml_vec_dot_f32's order (4 x 8 lanes over 32-element steps, the rest
-// added one by one, fused); a batch of 2+ tokens with cols % 8 == 0 and rows % 4 == 0 in
+// added one by one: rounded products for whole groups of 4, the last n % 4 fused, as GCC compiles
+// ggml's loop); a batch of 2+ tokens with cols % 8 == 0 and rows % 4 == 0 in
 // tinyBLAS's (one 8-lane accumulator, then the lanes). Bit-equal to these formulas.
 TEST(QuantDot, F32MatmulOrdersAreLlamaCpps) {
   auto vecdot = [](const float* w, const float* x, size_t n) {
@@ -710,7 +711,12 @@ TEST(QuantDot, F32MatmulOrdersAreLlamaCpps) {
     float r[8];
     for (size_t l = 0; l < 8; ++l) r[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
     float sum = ((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]));
-    for (size_t i = np; i < n; ++i) sum = std::fma(w[i], x[i], sum);
+    const size_t nq = np + (n - np) / 4 * 4;
+    for (size_t i = np; i < nq; ++i) {
+      const float p = w[i] * x[i];
+      sum += p;
+    }
+    for (size_t i = nq; i < n; ++i) sum = std::fma(w[i], x[i], sum);
     return sum;
   };
   auto tiny = [](const float* w, const float* x, size_t n) {
@@ -721,7 +727,7 @@ TEST(QuantDot, F32MatmulOrdersAreLlamaCpps) {
   };
   std::mt19937 rng(77);
   for (size_t rows : {4, 6, 8}) {
-    for (size_t cols : {4, 8, 12, 40, 576}) {
+    for (size_t cols : {4, 7, 8, 12, 40, 45, 576}) {
       const auto Wb = random_floats(rows * cols, rng), X = random_floats(3 * cols, rng);
       const float* W = Wb.data();
       std::vector<float> y1(rows), y3(3 * rows);
