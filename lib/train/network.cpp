@@ -83,6 +83,9 @@ struct Network::Impl {
   // pair index of (layer, module), -1 where not adapted
   std::vector<std::array<int, kModuleCount>> pair_of;
   std::vector<LayerCache> caches;     // one per layer, or one (checkpointing)
+  struct Work {  // the backward pass's buffers, kept from layer to layer and pass to pass
+    std::vector<float> o, dd, da, dg, du, dh, dout, datt, dq, dkp, dvp, dk, dv;
+  } ws;
   std::vector<std::vector<float>> ckpt;  // layer inputs (checkpointing)
   std::vector<float> deq;             // a dequantized matrix
   const Weight* deq_of = nullptr;
@@ -327,7 +330,8 @@ struct Network::Impl {
                          window(l), &k.att[s0 * ad + h * hdv], ad, lse.data(), scratch.data());
       for (size_t t = 0; t < T; ++t) k.lse[(s0 + t) * H + h] = lse[t];
     });
-    std::vector<float> o(N * E);
+    std::vector<float>& o = ws.o;
+    o.resize(N * E);
     linear(l, Module::O, k.att.data(), o.data(), k.lu[3]);
     if (L.post_attn_norm) {
       k.o0 = o;
@@ -358,22 +362,32 @@ struct Network::Impl {
     const size_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, hd = c.head_dim, hdv = c.head_dim_v, F = c.n_ff;
     const size_t qd = H * hd, kd = Hkv * hd, vd = Hkv * hdv, ad = H * hdv;
     // ffn
-    std::vector<float> dd(dx, dx + N * E);
+    std::vector<float>& dd = ws.dd;
+    dd.assign(dx, dx + N * E);
     if (L.post_ffn_norm) norm_rows_bwd(k.d0.data(), *L.post_ffn_norm, k.rpf, dx, dd.data(), E, false);
-    std::vector<float> da(N * F), dg(N * F), du(N * F);
+    std::vector<float>&da = ws.da, &dg = ws.dg, &du = ws.du;
+    da.resize(N * F);
+    dg.resize(N * F);
+    du.resize(N * F);
     linear_bwd(l, Module::Down, k.a.data(), dd.data(), da.data(), false, k.lu[6]);
     const bool gelu = c.act == model::Activation::GeluTanh;
     rows(N, [&](size_t t) { ops::glu_bwd(gelu, &k.g[t * F], &k.u[t * F], &da[t * F], &dg[t * F], &du[t * F], F); });
-    std::vector<float> dh(N * E);
+    std::vector<float>& dh = ws.dh;
+    dh.resize(N * E);
     linear_bwd(l, Module::Gate, k.h2.data(), dg.data(), dh.data(), false, k.lu[4]);
     linear_bwd(l, Module::Up, k.h2.data(), du.data(), dh.data(), true, k.lu[5]);
     norm_rows_bwd(k.x2.data(), *L.ffn_norm, k.r2, dh.data(), dx, E, true);  // dx is now d(x2)
     // attention
-    std::vector<float> dout(dx, dx + N * E);
+    std::vector<float>& dout = ws.dout;
+    dout.assign(dx, dx + N * E);
     if (L.post_attn_norm) norm_rows_bwd(k.o0.data(), *L.post_attn_norm, k.rpo, dx, dout.data(), E, false);
-    std::vector<float> datt(N * ad);
+    std::vector<float>& datt = ws.datt;
+    datt.resize(N * ad);
     linear_bwd(l, Module::O, k.att.data(), dout.data(), datt.data(), false, k.lu[3]);
-    std::vector<float> dq(N * qd), dkp(N * H * hd), dvp(N * H * hdv);
+    std::vector<float>&dq = ws.dq, &dkp = ws.dkp, &dvp = ws.dvp;
+    dq.resize(N * qd);
+    dkp.resize(N * H * hd);
+    dvp.resize(N * H * hdv);
     const size_t S = seg_start.size(), group = H / Hkv;
     const float scale = attn_scale();
     pool.for_each(S * H, [&](size_t job) {
@@ -386,7 +400,9 @@ struct Network::Impl {
                          window(l), lse.data(), &datt[s0 * ad + h * hdv], ad, &dq[s0 * qd + h * hd], qd,
                          &dkp[s0 * H * hd + h * hd], H * hd, &dvp[s0 * H * hdv + h * hdv], H * hdv, scratch.data());
     });
-    std::vector<float> dk(N * kd, 0.0f), dv(N * vd, 0.0f);
+    std::vector<float>&dk = ws.dk, &dv = ws.dv;
+    dk.assign(N * kd, 0.0f);
+    dv.assign(N * vd, 0.0f);
     rows(N, [&](size_t t) {
       for (size_t h = 0; h < H; ++h) {
         const size_t g = h / group;
@@ -417,6 +433,44 @@ struct Network::Impl {
     linear_bwd(l, Module::K, k.h.data(), dk.data(), dh.data(), true, k.lu[1]);
     linear_bwd(l, Module::V, k.h.data(), dv.data(), dh.data(), true, k.lu[2]);
     norm_rows_bwd(k.x.data(), *L.attn_norm, k.r1, dh.data(), dx, E, true);
+  }
+
+  // Every buffer at the size a pass of n tokens needs, once: passes of varying sizes then never
+  // reallocate (which fragmented the heap and grew the peak RSS step after step).
+  void reserve(size_t n) {
+    const size_t E = c.n_embd, H = c.n_head, Hkv = c.n_head_kv, hd = c.head_dim, hdv = c.head_dim_v, F = c.n_ff;
+    const size_t qd = H * hd, kd = Hkv * hd, vd = Hkv * hdv, ad = H * hdv;
+    size_t r = 0;
+    for (const auto& p : lora.pairs) r = std::max<size_t>(r, p.rank);
+    for (LayerCache& k : caches) {
+      for (auto* v : {&k.x, &k.h, &k.x2, &k.h2}) v->reserve(n * E);
+      for (auto* v : {&k.r1, &k.r2, &k.rpo, &k.rpf}) v->reserve(n);
+      k.q.reserve(n * qd);
+      k.k.reserve(n * kd);
+      k.v.reserve(n * vd);
+      k.att.reserve(n * ad);
+      k.lse.reserve(n * H);
+      for (auto* v : {&k.g, &k.u, &k.a}) v->reserve(n * F);
+      if (c.qk_norm) {
+        k.q0.reserve(n * qd);
+        k.k0.reserve(n * kd);
+        k.rq.reserve(n * H);
+        k.rk.reserve(n * Hkv);
+      }
+      if (c.post_norms) {
+        k.o0.reserve(n * E);
+        k.d0.reserve(n * E);
+      }
+      for (auto& v : k.lu) v.reserve(n * r);
+    }
+    for (auto* v : {&ws.o, &ws.dd, &ws.dh, &ws.dout}) v->reserve(n * E);
+    for (auto* v : {&ws.da, &ws.dg, &ws.du}) v->reserve(n * F);
+    ws.datt.reserve(n * ad);
+    ws.dq.reserve(n * qd);
+    ws.dkp.reserve(n * H * hd);
+    ws.dvp.reserve(n * H * hdv);
+    ws.dk.reserve(n * kd);
+    ws.dv.reserve(n * vd);
   }
 
   Pass run(const std::vector<const Sequence*>& seqs, Gradients* g, uint64_t key, bool lora_on) {
@@ -536,6 +590,8 @@ Network::~Network() = default;
 Network::Pass Network::run(const std::vector<const Sequence*>& seqs, Gradients* grad, uint64_t dropout_key, bool use_lora) {
   return impl_->run(seqs, grad, dropout_key, use_lora);
 }
+
+void Network::reserve(size_t max_tokens) { impl_->reserve(max_tokens); }
 
 size_t Network::activation_bytes(size_t n) const {
   const model::Config& c = impl_->c;

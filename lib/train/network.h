@@ -65,6 +65,10 @@ class Network {
   // gradients). loom::Error (BadInput) for a token outside the vocabulary.
   Pass run(const std::vector<const Sequence*>& seqs, Gradients* grad, uint64_t dropout_key, bool use_lora = true);
 
+  // Sizes every buffer for passes of up to max_tokens tokens at once (optional: a larger pass
+  // still works, it only reallocates).
+  void reserve(size_t max_tokens);
+
   // Bytes of activations a pass over n_tokens keeps (for --dry-run's estimate).
   size_t activation_bytes(size_t n_tokens) const;
 

@@ -119,7 +119,7 @@ size_t Trainer::trainable_parameters() const {
 size_t Trainer::memory_estimate() const {
   model::LoraAdapter copy = lora_;
   Network net(base_, copy, {.threads = 1, .checkpoint = opt_.checkpoint_activations});
-  const size_t tokens = opt_.pack ? size_t{opt_.batch} * opt_.n_ctx : size_t{opt_.batch} * opt_.n_ctx;
+  const size_t tokens = size_t{opt_.batch} * opt_.n_ctx;  // a micro-batch holds at most this many (packed or not)
   const size_t per_seq = opt_.method == Method::Dpo ? 2 : 1;
   // activations + the logits of a chunk of rows + dequantized matrices (the cache, or the largest
   // one) + adapters, gradients and the two AdamW moments
@@ -154,6 +154,17 @@ std::vector<std::vector<size_t>> Trainer::micro_batches(const std::vector<size_t
     used += lengths[i];
   }
   return out;
+}
+
+size_t Trainer::largest_micro_batch(const std::vector<size_t>& lengths) const {
+  size_t most = 0;
+  for (uint32_t e = 0; e < opt_.epochs; ++e)
+    for (const auto& mb : micro_batches(lengths, e)) {
+      size_t n = 0;
+      for (size_t i : mb) n += lengths[i];
+      most = std::max(most, n);
+    }
+  return most;
 }
 
 void Trainer::adam_step(const Gradients& g, double lr) {
@@ -360,6 +371,7 @@ void Trainer::fit(const std::vector<Example>& train, const std::vector<Example>&
               {.threads = opt_.threads, .dropout = opt_.dropout, .checkpoint = opt_.checkpoint_activations, .weight_cache = opt_.weight_cache});
   Loop loop{*this, nullptr, nullptr, {}};
   for (const auto& ex : train) loop.lengths.push_back(ex.seq.tokens.size());
+  net.reserve(largest_micro_batch(loop.lengths));
   loop.run_step = [&](const std::vector<const std::vector<size_t>*>& group, Gradients& g, uint64_t step, StepReport&) {
     size_t targets = 0;
     for (const auto* mb : group)
@@ -419,6 +431,7 @@ void Trainer::fit_dpo(const std::vector<Preference>& train, const std::vector<Pr
   const double beta = opt_.beta;
   Loop loop{*this, nullptr, nullptr, {}};
   for (const auto& p : train) loop.lengths.push_back(p.chosen.seq.tokens.size() + p.rejected.seq.tokens.size());
+  net.reserve(largest_micro_batch(loop.lengths));
   loop.run_step = [&](const std::vector<const std::vector<size_t>*>& group, Gradients& g, uint64_t step, StepReport& r) {
     size_t n = 0;
     for (const auto* mb : group) n += mb->size();

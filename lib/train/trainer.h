@@ -96,6 +96,8 @@ class Trainer {
  private:
   struct Loop;
   void adam_step(const Gradients& g, double lr);
+  // tokens in the largest micro-batch of any epoch (the network's buffers are sized for it)
+  size_t largest_micro_batch(const std::vector<size_t>& lengths) const;
   void save_checkpoint(uint64_t step, uint64_t epoch_step, uint32_t epoch, double best, uint32_t bad) const;
   std::string fingerprint() const;
 
