@@ -26,18 +26,11 @@ PORTABLE = os.path.expanduser("~/.cache/loom/llama.cpp-build-avx2-shared/bin")
 if "LLAMA_CPP_LIB_PATH" not in os.environ and os.path.isdir(PORTABLE):
     os.environ["LLAMA_CPP_LIB_PATH"] = PORTABLE
 
-import numpy as np  # noqa: E402
 import llama_cpp  # noqa: E402
+from check_quantized_in_llama_cpp import llama_scores, paragraphs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TEXT = os.path.join(HERE, "golden", "eval_perplexity", "apache-2.0.txt")
-
-
-def paragraphs(n):
-    with open(TEXT, encoding="utf-8") as f:
-        paras = [" ".join(p.split()) for p in f.read().split("\n\n")]
-    return [p for p in paras if len(p) > 80][:n]
 
 
 def loom_scores(loom_bin, model, texts, lora, scale):
@@ -47,24 +40,6 @@ def loom_scores(loom_bin, model, texts, lora, scale):
         cmd += ["--lora", lora, "--lora-scale", str(scale)]
     out = subprocess.run(cmd, input=recs, capture_output=True, text=True, check=True).stdout
     return [json.loads(line)["score"]["sum"] for line in out.splitlines()]
-
-
-def llama_scores(model, texts, lora, scale):
-    kw = {"lora_path": lora, "lora_scale": scale} if lora else {}
-    llm = llama_cpp.Llama(model_path=model, n_ctx=512, n_batch=512, logits_all=True, n_threads=2, flash_attn=False,
-                          verbose=False, **kw)
-    add_bos = llm._model.add_bos_token() if hasattr(llm._model, "add_bos_token") else True
-    res = []
-    for t in texts:
-        toks = llm.tokenize(t.encode(), add_bos=add_bos, special=False)
-        llm.reset()
-        llm.eval(toks)
-        logits = np.array(llm.scores[:len(toks)], dtype=np.float64)
-        m = logits.max(axis=1, keepdims=True)
-        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-        res.append((float(sum(logp[i, toks[i + 1]] for i in range(len(toks) - 1))), len(toks) - 1))
-    del llm
-    return res
 
 
 def main():
@@ -92,7 +67,7 @@ def main():
         base = loom_scores(a.bin, a.model, texts, None, 1.0)
         for scale in (1.0, a.scale):
             try:
-                ref = llama_scores(a.model, texts, adapter, scale)
+                ref = [(r["sum"], r["tokens"]) for r in llama_scores(a.model, texts, lora_path=adapter, lora_scale=scale)]
             except Exception as e:  # llama.cpp refused the adapter
                 print(f"llama.cpp could not load loom's adapter: {e}")
                 sys.exit(1)

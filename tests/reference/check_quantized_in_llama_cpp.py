@@ -53,9 +53,11 @@ def loom_scores(loom_bin, model, texts):
     return [json.loads(line)["score"] for line in out.splitlines()]
 
 
-def llama_scores(model, texts):
+def llama_scores(model, texts, **kw):
+    """What loom generate --score reports, from llama.cpp's logits (kw: more llama_cpp.Llama
+    arguments, such as lora_path)."""
     llm = llama_cpp.Llama(model_path=model, n_ctx=512, n_batch=512, logits_all=True, n_threads=2,
-                          flash_attn=False, verbose=False)
+                          flash_attn=False, verbose=False, **kw)
     add_bos = llm._model.add_bos_token() if hasattr(llm._model, "add_bos_token") else True
     res = []
     for t in texts:

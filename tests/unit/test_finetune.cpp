@@ -65,6 +65,19 @@ train::Sequence random_sequence(uint32_t n_vocab, size_t n, size_t prompt, uint3
   return s;
 }
 
+// The sum over tokens 1.. of log softmax(logits of the position before)[token], in double.
+double log_likelihood(const std::vector<float>& logits, const std::vector<int32_t>& tokens, size_t V) {
+  double ll = 0;
+  for (size_t t = 1; t < tokens.size(); ++t) {
+    const float* z = &logits[(t - 1) * V];
+    double mx = z[0], sum = 0;
+    for (size_t i = 0; i < V; ++i) mx = std::max<double>(mx, z[i]);
+    for (size_t i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
+    ll += z[tokens[t]] - mx - std::log(sum);
+  }
+  return ll;
+}
+
 std::vector<model::Module> all_modules() { return {std::begin(model::kModules), std::end(model::kModules)}; }
 
 }  // namespace
@@ -83,15 +96,8 @@ TEST(Network, LogLikelihoodMatchesDecoder) {
     auto pass = net.run({&s}, nullptr, 0, false);
     model::Decoder dec(file, {.n_ctx = 64, .threads = 2});
     std::vector<float> logits = dec.forward(s.tokens, 0, true);
-    double want = 0;
     const size_t V = w.cfg.n_vocab;
-    for (size_t t = 1; t < s.tokens.size(); ++t) {
-      const float* z = &logits[(t - 1) * V];
-      double mx = z[0], sum = 0;
-      for (size_t i = 0; i < V; ++i) mx = std::max<double>(mx, z[i]);
-      for (size_t i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
-      want += z[s.tokens[t]] - mx - std::log(sum);
-    }
+    const double want = log_likelihood(logits, s.tokens, V);
     EXPECT_EQ(pass.targets, 23u);
     EXPECT_NEAR(pass.logp[0], want, 2e-3 * std::abs(want)) << "per token " << want / 23;
     EXPECT_NEAR(pass.loss, -want, 2e-3 * std::abs(want));
@@ -354,14 +360,7 @@ TEST(Decoder, LoraMatchesTrainingForward) {
     model::Decoder dec(file, {.n_ctx = 64, .threads = 2, .loras = {kFinetune + g["adapter"].str}});
     const std::vector<float> logits = dec.forward(s.tokens, 0, true);
     const size_t V = w.cfg.n_vocab;
-    double want = 0;
-    for (size_t t = 1; t < s.tokens.size(); ++t) {
-      const float* z = &logits[(t - 1) * V];
-      double mx = z[0], sum = 0;
-      for (size_t i = 0; i < V; ++i) mx = std::max<double>(mx, z[i]);
-      for (size_t i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
-      want += z[s.tokens[t]] - mx - std::log(sum);
-    }
+    const double want = log_likelihood(logits, s.tokens, V);
     EXPECT_NEAR(train_logp, want, 2e-3 * std::abs(want));
   }
 }
