@@ -156,6 +156,13 @@ std::vector<std::vector<size_t>> Trainer::micro_batches(const std::vector<size_t
   return out;
 }
 
+uint64_t Trainer::total_steps(const std::vector<size_t>& lengths) const {
+  if (opt_.max_steps) return opt_.max_steps;
+  uint64_t total = 0;
+  for (uint32_t e = 0; e < opt_.epochs; ++e) total += (micro_batches(lengths, e).size() + opt_.grad_accum - 1) / opt_.grad_accum;
+  return total;
+}
+
 size_t Trainer::largest_micro_batch(const std::vector<size_t>& lengths) const {
   size_t most = 0;
   for (uint32_t e = 0; e < opt_.epochs; ++e)
@@ -283,12 +290,8 @@ struct Trainer::Loop {
     const TrainOptions& o = t.opt_;
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::vector<std::vector<size_t>>> epochs(o.epochs);
-    uint64_t total = 0;
-    for (uint32_t e = 0; e < o.epochs; ++e) {
-      epochs[e] = t.micro_batches(lengths, e);
-      total += (epochs[e].size() + o.grad_accum - 1) / o.grad_accum;
-    }
-    if (o.max_steps) total = o.max_steps;
+    for (uint32_t e = 0; e < o.epochs; ++e) epochs[e] = t.micro_batches(lengths, e);
+    const uint64_t total = t.total_steps(lengths);
     Gradients g = Gradients::like(t.lora_);
     const uint64_t eval_every = o.eval_every;
     bool stopped = false, evaluated_last = false;

@@ -90,8 +90,10 @@ class Trainer {
   void fit_dpo(const std::vector<Preference>& train, const std::vector<Preference>& eval, const std::string& out,
                const std::function<void(const StepReport&)>& report);
 
-  // Steps an epoch has with these many examples of these lengths (micro-batches / grad_accum).
+  // The micro-batches of an epoch (indices into lengths, in the epoch's seeded order).
   std::vector<std::vector<size_t>> micro_batches(const std::vector<size_t>& lengths, uint32_t epoch) const;
+  // The optimizer steps of the whole run: --steps, else each epoch's micro-batches / grad_accum.
+  uint64_t total_steps(const std::vector<size_t>& lengths) const;
 
  private:
   struct Loop;

@@ -112,9 +112,7 @@ void run(cli::Tool& tool, CLI::App& app, Options& opt) {
     for (const auto& p : train_pr) lengths.push_back(p.chosen.seq.tokens.size() + p.rejected.seq.tokens.size());
   else
     for (const auto& e : train_ex) lengths.push_back(e.seq.tokens.size());
-  uint64_t steps = 0;
-  for (uint32_t e = 0; e < opt.t.epochs; ++e) steps += (trainer.micro_batches(lengths, e).size() + opt.t.grad_accum - 1) / opt.t.grad_accum;
-  if (opt.t.max_steps) steps = opt.t.max_steps;
+  const uint64_t steps = trainer.total_steps(lengths);
 
   if (opt.dry_run) {
     std::string j = "{\"model\":";
