@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__F16C__)
@@ -581,7 +582,19 @@ struct alignas(32) KUnpacked {
   __m256i scales;  // int16 pairs: dword k = (scale of quants 32k..32k+15, of 32k+16..32k+31)
   __m256i mins;    // int16: min of sub-block j at 2j and 2j+1 (lines up with Q8_K's bsums)
   float d, dmin;
+  __m256i sc[8];   // after spread_scales (mat-mat, which reuses them per token): quants 32k..32k+31's scales
 };
+
+// Scale vector for quants 32k..32k+31: dword k of u.scales broadcast, then its first int16 spread
+// over the low 8 lanes (first 16 quants) and its second over the high 8.
+inline __m256i scale_vector(const KUnpacked& u, int k) {
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(u.scales, _mm256_set1_epi32(k)), spread);
+}
+inline void spread_scales(KUnpacked& u) {
+  for (int k = 0; k < 8; ++k) u.sc[k] = scale_vector(u, k);
+}
 
 // Q4_K/Q5_K: the eight 6-bit scales and mins of the 12 packed bytes, with 32-bit integer ops.
 inline void k_scales(const uint8_t* s12, KUnpacked& u) {
@@ -655,18 +668,14 @@ inline void unpackK(const BlockQ6_K& b, KUnpacked& u) {
 // ksums() of one unpacked super-block, in vectors: the vec_dot lanes (lane), and for Q4_K/Q5_K
 // the pairs (pair, when asked) and mins. The quants are unsigned (0..15, 0..31, 0..63), so
 // maddubs takes them as they are; no pair sum of two products can reach the int16 limit.
-template <class WB>
+// kSpread: w.sc holds the scale vectors (spread_scales).
+template <class WB, bool kSpread = false>
 inline void ksums_simd(const KUnpacked& w, const BlockQ8_K& a, bool want_pairs, __m256i& lane, __m128i& pair, __m128i& mins) {
-  // Scale vector for quants 32k..32k+31: dword k of w.scales broadcast, then its first int16
-  // spread over the low 8 lanes (first 16 quants) and its second over the high 8.
-  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
-                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
   __m256i v[8];
   for (int k = 0; k < 8; ++k) {
     const __m256i wq = _mm256_load_si256(reinterpret_cast<const __m256i*>(w.q + 32 * k));
     const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * k));
-    const __m256i sc = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(w.scales, _mm256_set1_epi32(k)), spread);
-    v[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, aq), sc);
+    v[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, aq), kSpread ? w.sc[k] : scale_vector(w, k));
   }
   const __m256i w01 = _mm256_add_epi32(v[0], v[1]), w23 = _mm256_add_epi32(v[2], v[3]);
   const __m256i w45 = _mm256_add_epi32(v[4], v[5]), w67 = _mm256_add_epi32(v[6], v[7]);
@@ -691,11 +700,11 @@ struct KFloatV {
   float summs = 0, racc = 0, raccm = 0;
 };
 
-template <class WB>
+template <class WB, bool kSpread = false>
 inline void k_step_simd(KOrder order, float wd, float wdmin, float ad, const KUnpacked& w, const BlockQ8_K& a, KFloatV& f) {
   __m256i lane;
   __m128i pair = _mm_setzero_si128(), mins = _mm_setzero_si128();
-  ksums_simd<WB>(w, a, order == KOrder::RepackGemm, lane, pair, mins);
+  ksums_simd<WB, kSpread>(w, a, order == KOrder::RepackGemm, lane, pair, mins);
   if (order == KOrder::VecDot) {
     f.acc = vfmadd(_mm256_set1_ps(ad * wd), _mm256_cvtepi32_ps(lane), f.acc);
     if constexpr (std::is_same_v<WB, BlockQ4_K>) {
@@ -763,7 +772,7 @@ float dotK_raw(const WB* w, size_t nb, const BlockQ8_K* a, KOrder order) {
 template <class WB>
 float dotK_unpacked(const KUnpacked* w, size_t nb, const BlockQ8_K* a, KOrder order) {
   KFloatV f;
-  for (size_t b = 0; b < nb; ++b) k_step_simd<WB>(order, w[b].d, w[b].dmin, a[b].d, w[b], a[b], f);
+  for (size_t b = 0; b < nb; ++b) k_step_simd<WB, true>(order, w[b].d, w[b].dmin, a[b].d, w[b], a[b], f);
   return k_finish_simd<WB>(order, f);
 }
 
@@ -953,10 +962,13 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
       acts(t, T, a, out, r);
       tile32<WB, RR, T>(src, nb, a, out, p.sT.empty() ? nullptr : p.sT.data() + t, p.n_rows);
     }
-    for (; t < n_tokens; ++t) {
-      acts(t, 1, a, out, r);
-      tile32<WB, RR, 1>(src, nb, a, out);
-    }
+    const size_t left = n_tokens - t;  // the last tokens as one narrower tile
+    if (left == 0) return;
+    acts(t, left, a, out, r);
+    const float* sT = p.sT.empty() ? nullptr : p.sT.data() + t;
+    [&]<int... K>(std::integer_sequence<int, K...>) {
+      ((left == K + 1 ? tile32<WB, RR, K + 1>(src, nb, a, out, sT, p.n_rows) : void()), ...);
+    }(std::make_integer_sequence<int, T - 1>{});
   };
   for (; r + R <= r1; r += R) rows_of.template operator()<R>(r);
   for (; r < r1; ++r) rows_of.template operator()<1>(r);
@@ -1353,7 +1365,7 @@ void rows8_k(const KUnpacked* tile, const float* d8, const float* dmin8, size_t 
     __m128i pair[8], mins[8];
     for (int i = 0; i < 8; ++i) {
       pair[i] = mins[i] = _mm_setzero_si128();
-      ksums_simd<WB>(tile[i * nb + b], a[b], gemm, lane[i], pair[i], mins[i]);
+      ksums_simd<WB, true>(tile[i * nb + b], a[b], gemm, lane[i], pair[i], mins[i]);
     }
     const __m256 wd = _mm256_loadu_ps(d8 + 8 * b), wdmin = _mm256_loadu_ps(dmin8 + 8 * b);
     const __m256 ad = _mm256_set1_ps(a[b].d);
@@ -1477,6 +1489,7 @@ void matmulK(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens,
     for (size_t i = 0; i < nr; ++i)
       for (size_t b = 0; b < nb; ++b) {
         unpackK(w[(rt + i) * nb + b], tile[i * nb + b]);
+        spread_scales(tile[i * nb + b]);
         d8[b * 8 + i] = tile[i * nb + b].d;
         dmin8[b * 8 + i] = tile[i * nb + b].dmin;
       }
