@@ -455,13 +455,17 @@ inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+struct alignas(32) Quants32 {
+  __m256i v;
+};
+
 // Activation scales of a 32-element-type row as floats: d per block (and Q8_1's s).
 struct Act32 {
   const uint8_t* raw;  // the activation row, ggml blocks
   size_t stride;       // bytes per block (34 for Q8_0, 36 for Q8_1)
   const float* d;
   const float* s;
-  const uint8_t* u8;   // with VNNI, for signed weight types: the quants plus 128, 32 per block
+  const Quants32* q32;  // each block's quants, aligned (with VNNI and signed weight types: plus 128)
   const int8_t* qs(size_t b) const { return reinterpret_cast<const int8_t*>(raw + b * stride + (stride - 32)); }
 };
 
@@ -530,7 +534,7 @@ template <class WB, int R, int T, class Src>
 inline void tile32(const Src& src, size_t nb, const Act32* act, float* const* out, const float* sT = nullptr,
                    size_t ldS = 0) {
   constexpr bool kMin = has_min<WB>();
-  constexpr bool kOffset = kOffset32<WB>;
+  [[maybe_unused]] constexpr bool kOffset = kOffset32<WB>;
   constexpr bool kVecMin = kMin && T > 1;  // the m*s terms of T tokens in one vector
   __m256 acc[R][T], vsumm[R];
   float summs[R][T];
@@ -550,7 +554,7 @@ inline void tile32(const Src& src, size_t nb, const Act32* act, float* const* ou
       if constexpr (kVecMin) vsumm[r] = _mm256_fmadd_ps(_mm256_set1_ps(u[r].mw), _mm256_loadu_ps(sT + b * ldS), vsumm[r]);
     }
     for (int t = 0; t < T; ++t) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOffset ? act[t].u8 + 32 * b : reinterpret_cast<const uint8_t*>(act[t].qs(b))));
+      const __m256i a = _mm256_load_si256(&act[t].q32[b].v);
       const __m256 dx = _mm256_set1_ps(act[t].d[b]);
       for (int r = 0; r < R; ++r) {
         __m256i isum;
@@ -848,62 +852,76 @@ struct PreparedActs {
   std::vector<uint8_t> raw;  // activation_type rows (ggml layout)
 #if LOOM_QD_AVX2
   std::vector<float> d, s;  // 32-element types: each block's d (and Q8_1's s) as floats, nb per row
-  std::vector<uint8_t> u8;  // VNNI, signed weight types: quants + 128, nb * 32 per row
+  // each block's quants in a vector of their own, nb per row: aligned loads that never straddle
+  // two cache lines (the 34- and 36-byte blocks of the raw rows do); with VNNI, signed weight
+  // types take them plus 128
+  std::vector<Quants32> q32;
   std::vector<float> sT;    // Q8_1, several rows: s block-major, sT[b * n_rows + t] (+8 padding)
   size_t nb = 0, n_rows = 0;
   Act32 act32(size_t t) const {
     const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb,
-            u8.empty() ? nullptr : u8.data() + t * nb * 32};
+            q32.data() + t * nb};
   }
 #endif
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
 };
 
+void parallel_rows(size_t rows, const ThreadHint& th, const std::function<void(size_t, size_t)>& body);
+
 // orders (may be null): each row's KOrder; rows for llama.cpp's repacked gemm get their Q8_K
-// blocks as its quantize_mat_q8_K makes them (see quantize_row_q8_K).
+// blocks as its quantize_mat_q8_K makes them (see quantize_row_q8_K). th (may be null): threads
+// to quantize the rows of a mat-mat with.
 void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_t n_rows, PreparedActs& p,
-             const KOrder* orders = nullptr) {
+             const KOrder* orders = nullptr, const ThreadHint* th = nullptr) {
   p.wtype = wtype;
   p.cols = cols;
   p.row_stride = activation_row_bytes(wtype, cols);
   p.raw.resize(p.row_stride * n_rows);
-  if (X)
-    for (size_t t = 0; t < n_rows; ++t) {
-      if (orders && orders[t] == KOrder::RepackGemm)
-        quantize_row_q8_K(X + t * cols, p.raw.data() + t * p.row_stride, cols, Q8KMax::PositiveFirst);
-      else
-        quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
-    }
-  else if (act)
-    std::memcpy(p.raw.data(), act, p.row_stride * n_rows);
+  if (act) std::memcpy(p.raw.data(), act, p.row_stride * n_rows);
 #if LOOM_QD_AVX2
-  if (!is_float_type(wtype) && !is_k_type(wtype)) {
+  const bool k32 = !is_float_type(wtype) && !is_k_type(wtype);
+  const bool q81 = activation_type(wtype) == GgmlType::Q8_1;
+  const __m256i offset = _mm256_set1_epi8(kOffset32<BlockQ4_0> && !q81 ? -128 : 0);
+  if (k32) {
     p.nb = cols / kQK;
-    const bool q81 = activation_type(wtype) == GgmlType::Q8_1;
     p.d.resize(p.nb * n_rows);
     p.s.resize(q81 ? p.nb * n_rows : 0);
-    p.u8.resize(LOOM_QD_VNNI && !q81 ? p.nb * n_rows * 32 : 0);
+    p.q32.resize(p.nb * n_rows);
     p.n_rows = n_rows;
     p.sT.assign(q81 && n_rows > 1 ? p.nb * n_rows + 8 : 0, 0.0f);
-    for (size_t t = 0; t < n_rows; ++t)
+  }
+#endif
+  auto rows = [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      if (X) {
+        if (orders && orders[t] == KOrder::RepackGemm)
+          quantize_row_q8_K(X + t * cols, p.raw.data() + t * p.row_stride, cols, Q8KMax::PositiveFirst);
+        else
+          quantize_activations(wtype, X + t * cols, p.raw.data() + t * p.row_stride, cols);
+      }
+#if LOOM_QD_AVX2
+      if (!k32) continue;
       for (size_t b = 0; b < p.nb; ++b) {
         if (q81) {
           const BlockQ8_1& B = static_cast<const BlockQ8_1*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
           p.s[t * p.nb + b] = h2f(B.s);
           if (!p.sT.empty()) p.sT[b * n_rows + t] = p.s[t * p.nb + b];
+          p.q32[t * p.nb + b].v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs));
         } else {
           const BlockQ8_0& B = static_cast<const BlockQ8_0*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
-          if (!p.u8.empty()) {
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(&p.u8[(t * p.nb + b) * 32]), _mm256_xor_si256(q, _mm256_set1_epi8(-128)));
-          }
+          p.q32[t * p.nb + b].v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs)), offset);
         }
       }
-  }
 #endif
+    }
+  };
+  if (th && n_rows >= 16)
+    parallel_rows(n_rows, *th, rows);
+  else
+    rows(0, n_rows);
 }
 
 #if LOOM_QD_AVX2
@@ -1313,7 +1331,8 @@ void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
             const ThreadHint& threads) {
   check_shape(wtype, cols, "matvec");
   if (wtype == GgmlType::F32) return matmul_f32_llama(static_cast<const float*>(W), rows, cols, x, 1, y, threads, nullptr);
-  PreparedActs p;
+  thread_local PreparedActs kept;
+  PreparedActs& p = kept;
   prepare(wtype, cols, x, nullptr, 1, p);
   matvec_prepared(wtype, W, rows, cols, p, y, threads);
 }
@@ -1321,7 +1340,8 @@ void matvec(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
 void matvec_act(GgmlType wtype, const void* W, size_t rows, size_t cols, const void* act, float* y,
                 const ThreadHint& threads) {
   check_shape(wtype, cols, "matvec_act");
-  PreparedActs p;
+  thread_local PreparedActs kept;
+  PreparedActs& p = kept;
   prepare(wtype, cols, nullptr, act, 1, p);
   matvec_prepared(wtype, W, rows, cols, p, y, threads);
 }
@@ -1541,8 +1561,9 @@ void matmul(GgmlType wtype, const void* W, size_t rows, size_t cols, const float
       const uint32_t len = batches ? batches->len[t] : static_cast<uint32_t>(n_tokens);
       orders[t] = llama_order(wtype, rows, pos, len);
     }
-  PreparedActs p;
-  prepare(wtype, cols, X, nullptr, n_tokens, p, orders.data());
+  thread_local PreparedActs kept;  // its buffers kept from one call to the next
+  PreparedActs& p = kept;           // (the lambdas below run on other threads: not thread_local there)
+  prepare(wtype, cols, X, nullptr, n_tokens, p, orders.data(), &threads);
   if (repacked_q4_0(wtype, rows)) return matmul_q4_0_tiles(W, rows, cols, p, n_tokens, Y, threads);
   parallel_rows(rows, threads, [&](size_t r0, size_t r1) {
 #if LOOM_QD_AVX2
