@@ -458,6 +458,19 @@ inline float hsum8(__m256 v) {
 struct alignas(32) Quants32 {
   __m256i v;
 };
+// Each block's d broadcast, for the tiles' d_w*d_x: a product with a vector in memory (written
+// as a product of two broadcasts, the compiler makes it a scalar product and a broadcast: one
+// instruction more per row, token and block).
+struct alignas(32) Scale8 {
+  __m256 v;
+};
+
+// Tokens per mat-mat tile (rows: 2): the 2 x T accumulators and the operands in registers.
+#if defined(__AVX512F__)
+constexpr int kTileTokens = 6;  // 32 vector registers
+#else
+constexpr int kTileTokens = 4;  // 16 (at 6, four accumulators went to the stack)
+#endif
 
 // Activation scales of a 32-element-type row as floats: d per block (and Q8_1's s).
 struct Act32 {
@@ -466,6 +479,7 @@ struct Act32 {
   const float* d;
   const float* s;
   const Quants32* q32;  // each block's quants, aligned (with VNNI and signed weight types: plus 128)
+  const Scale8* d8;     // each block's d, broadcast
   const int8_t* qs(size_t b) const { return reinterpret_cast<const int8_t*>(raw + b * stride + (stride - 32)); }
 };
 
@@ -555,7 +569,7 @@ inline void tile32(const Src& src, size_t nb, const Act32* act, float* const* ou
     }
     for (int t = 0; t < T; ++t) {
       const __m256i a = _mm256_load_si256(&act[t].q32[b].v);
-      const __m256 dx = _mm256_set1_ps(act[t].d[b]);
+      const __m256 dx = act[t].d8[b].v;
       for (int r = 0; r < R; ++r) {
         __m256i isum;
 #if LOOM_QD_VNNI
@@ -856,12 +870,13 @@ struct PreparedActs {
   // two cache lines (the 34- and 36-byte blocks of the raw rows do); with VNNI, signed weight
   // types take them plus 128
   std::vector<Quants32> q32;
+  std::vector<Scale8> d8;
   std::vector<float> sT;    // Q8_1, several rows: s block-major, sT[b * n_rows + t] (+8 padding)
   size_t nb = 0, n_rows = 0;
   Act32 act32(size_t t) const {
     const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb,
-            q32.data() + t * nb};
+            q32.data() + t * nb, d8.data() + t * nb};
   }
 #endif
   const void* row(size_t t) const { return raw.data() + t * row_stride; }
@@ -888,6 +903,7 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
     p.d.resize(p.nb * n_rows);
     p.s.resize(q81 ? p.nb * n_rows : 0);
     p.q32.resize(p.nb * n_rows);
+    p.d8.resize(p.nb * n_rows);
     p.n_rows = n_rows;
     p.sT.assign(q81 && n_rows > 1 ? p.nb * n_rows + 8 : 0, 0.0f);
   }
@@ -906,12 +922,14 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
         if (q81) {
           const BlockQ8_1& B = static_cast<const BlockQ8_1*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
+          p.d8[t * p.nb + b].v = _mm256_set1_ps(p.d[t * p.nb + b]);
           p.s[t * p.nb + b] = h2f(B.s);
           if (!p.sT.empty()) p.sT[b * n_rows + t] = p.s[t * p.nb + b];
           p.q32[t * p.nb + b].v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs));
         } else {
           const BlockQ8_0& B = static_cast<const BlockQ8_0*>(p.row(t))[b];
           p.d[t * p.nb + b] = h2f(B.d);
+          p.d8[t * p.nb + b].v = _mm256_set1_ps(p.d[t * p.nb + b]);
           p.q32[t * p.nb + b].v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs)), offset);
         }
       }
@@ -966,7 +984,7 @@ void matmul32(const void* W, size_t cols, const PreparedActs& p, size_t n_tokens
     return;
   }
   // mat-mat: R rows unpacked once, then T tokens at a time against them
-  constexpr int R = 2, T = 6;
+  constexpr int R = 2, T = kTileTokens;
   thread_local std::vector<Block32> buf;
   buf.resize(R * nb);
   auto rows_of = [&]<int RR>(size_t r) {

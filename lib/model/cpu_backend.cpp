@@ -217,24 +217,38 @@ inline void scores_vec_2(const uint16_t* k, const float* qh, size_t hd, float sc
   }
 }
 
-// The one-token value sum of column `col` for two heads at once (the column widened once): per
-// head the operations of attend_group's one-token loop.
-inline void values_vec_2(const uint16_t* col, uint32_t g0, uint32_t g1, __m256 tail, const float* const* ws, float* o0,
-                         float* o1) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
-    __m256 v = load_h8(col + j0);
-    if (j0 + 8 == g1) v = _mm256_and_ps(v, tail);
-    const __m256 p0 = _mm256_loadu_ps(ws[0] + j0), p1 = _mm256_loadu_ps(ws[1] + j0);
-    switch ((j0 / 8) % 4) {
-      case 0: a0 = _mm256_fmadd_ps(v, p0, a0); b0 = _mm256_fmadd_ps(v, p1, b0); break;
-      case 1: a1 = _mm256_fmadd_ps(v, p0, a1); b1 = _mm256_fmadd_ps(v, p1, b1); break;
-      case 2: a2 = _mm256_fmadd_ps(v, p0, a2); b2 = _mm256_fmadd_ps(v, p1, b2); break;
-      default: a3 = _mm256_fmadd_ps(v, p0, a3); b3 = _mm256_fmadd_ps(v, p1, b3); break;
+// The one-token value sums of column `col` for NH heads at once (the column widened once): per
+// head ggml_vec_dot_f16's order over the cells (see dot_hq_vec): cell j in accumulator
+// (j % 32) / 8, lane j % 8, the accumulators combined by sum_acc4. The groups of 8 cells run
+// four to a step, each into its accumulator by name; the last group is masked past p (tail).
+template <int NH>
+inline void values_vec(const uint16_t* col, uint32_t g0, uint32_t g1, __m256 tail, const float* const* ws, float* const* out) {
+  __m256 a[NH][4];
+  for (auto& h : a)
+    for (auto& x : h) x = _mm256_setzero_ps();
+  auto group = [&]<int C>(uint32_t j) {
+    __m256 v = load_h8(col + j);
+    if (j + 8 == g1) v = _mm256_and_ps(v, tail);
+    for (int h = 0; h < NH; ++h) a[h][C] = _mm256_fmadd_ps(v, _mm256_loadu_ps(ws[h] + j), a[h][C]);
+  };
+  auto any_group = [&](uint32_t j) {
+    switch ((j / 8) % 4) {
+      case 0: group.template operator()<0>(j); break;
+      case 1: group.template operator()<1>(j); break;
+      case 2: group.template operator()<2>(j); break;
+      default: group.template operator()<3>(j); break;
     }
+  };
+  uint32_t j0 = g0;
+  for (; j0 < g1 && (j0 / 8) % 4 != 0; j0 += 8) any_group(j0);
+  for (; j0 + 32 <= g1; j0 += 32) {
+    group.template operator()<0>(j0);
+    group.template operator()<1>(j0 + 8);
+    group.template operator()<2>(j0 + 16);
+    group.template operator()<3>(j0 + 24);
   }
-  *o0 = sum_acc4(a0, a1, a2, a3);
-  *o1 = sum_acc4(b0, b1, b2, b3);
+  for (; j0 < g1; j0 += 8) any_group(j0);
+  for (int h = 0; h < NH; ++h) *out[h] = sum_acc4(a[h][0], a[h][1], a[h][2], a[h][3]);
 }
 
 // Runs fn.template operator()<N>() with N = n (1..4).
@@ -324,26 +338,16 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
     const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
         _mm256_set1_epi32(static_cast<int>(p) + 1),
         _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(g1 - 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
-    size_t g_first = 0;
-    for (; g_first + 2 <= G; g_first += 2)
-      for (size_t i = 0; i < hdv; ++i)
-        values_vec_2(vcols[i], g0, g1, tail, &ws[g_first], &out[g_first * hdv + i], &out[(g_first + 1) * hdv + i]);
-    for (size_t g = g_first; g < G; ++g)
+    size_t g = 0;
+    for (; g + 2 <= G; g += 2)
       for (size_t i = 0; i < hdv; ++i) {
-        // four named accumulators (an indexed array would live in memory)
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (uint32_t j0 = g0; j0 < g1; j0 += 8) {
-          __m256 v = load_h8(vcols[i] + j0);
-          if (j0 + 8 == g1) v = _mm256_and_ps(v, tail);
-          const __m256 pv = _mm256_loadu_ps(ws[g] + j0);
-          switch ((j0 / 8) % 4) {
-            case 0: a0 = _mm256_fmadd_ps(v, pv, a0); break;
-            case 1: a1 = _mm256_fmadd_ps(v, pv, a1); break;
-            case 2: a2 = _mm256_fmadd_ps(v, pv, a2); break;
-            default: a3 = _mm256_fmadd_ps(v, pv, a3); break;
-          }
-        }
-        out[g * hdv + i] = sum_acc4(a0, a1, a2, a3);
+        float* o[2] = {&out[g * hdv + i], &out[(g + 1) * hdv + i]};
+        values_vec<2>(vcols[i], g0, g1, tail, &ws[g], o);
+      }
+    for (; g < G; ++g)
+      for (size_t i = 0; i < hdv; ++i) {
+        float* o[1] = {&out[g * hdv + i]};
+        values_vec<1>(vcols[i], g0, g1, tail, &ws[g], o);
       }
 #else
     for (size_t g = 0; g < G; ++g)
@@ -435,18 +439,22 @@ class CpuBackend final : public Backend {
   void embed(const Weight& table, float scale, Act x) override {
     const auto ts = kernels::type_size(table.type);
     const size_t E = x.cols, row_bytes = E / ts.block_elems * ts.block_bytes;
-    for (size_t t = 0; t < x.rows; ++t) {
-      float* xr = f(x) + t * E;
-      tensor::dequantize_row(table.type, static_cast<const char*>(table.data) + size_t((*batch_)[t].token) * row_bytes, xr, E);
-      if (scale != 1.0f)
-        for (size_t i = 0; i < E; ++i) xr[i] *= scale;
-    }
+    split(x.rows, x.rows * E, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) {
+        float* xr = f(x) + t * E;
+        tensor::dequantize_row(table.type, static_cast<const char*>(table.data) + size_t((*batch_)[t].token) * row_bytes, xr, E);
+        if (scale != 1.0f)
+          for (size_t i = 0; i < E; ++i) xr[i] *= scale;
+      }
+    });
   }
 
   void rms_norm(Act x, const Weight& w, float eps, size_t width, Act out) override {
-    for (size_t r = 0; r < x.rows; ++r)
-      for (size_t s = 0; s < x.cols; s += width)
-        model::rms_norm(f(x) + r * x.cols + s, w.f32.data(), f(out) + r * x.cols + s, width, eps);
+    split(x.rows, x.rows * x.cols, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; ++r)
+        for (size_t s = 0; s < x.cols; s += width)
+          model::rms_norm(f(x) + r * x.cols + s, w.f32.data(), f(out) + r * x.cols + s, width, eps);
+    });
   }
 
   void matmul(const Weight& w, Act x, Act y) override {
@@ -466,8 +474,10 @@ class CpuBackend final : public Backend {
   }
 
   void add_bias(const Weight& b, Act y) override {
-    for (size_t t = 0; t < y.rows; ++t)
-      for (size_t i = 0; i < y.cols; ++i) f(y)[t * y.cols + i] += b.f32[i];
+    split(y.rows, y.rows * y.cols, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t)
+        for (size_t i = 0; i < y.cols; ++i) f(y)[t * y.cols + i] += b.f32[i];
+    });
   }
 
   // RoPE: theta_i = p * base^(-2i/d), built by repeated multiplication (as ggml); the cos/sin
@@ -475,18 +485,20 @@ class CpuBackend final : public Backend {
   void rope(Act x, size_t n_heads, float base, float freq_scale) override {
     const std::vector<float>& cs = rope_table(base, freq_scale);
     const size_t hd = x.cols / n_heads, half = c_.rope_dims / 2;
-    for (size_t t = 0; t < x.rows; ++t)
-      for (size_t hh = 0; hh < n_heads; ++hh) {
-        float* hv = f(x) + t * x.cols + hh * hd;
-        const float* tc = &cs[t * half * 2];
-        for (size_t i = 0; i < half; ++i) {
-          const size_t a = c_.rope == RopeStyle::Normal ? 2 * i : i, b = c_.rope == RopeStyle::Normal ? 2 * i + 1 : i + half;
-          const float x0 = hv[a], x1 = hv[b], co = tc[2 * i], sn = tc[2 * i + 1];
-          // as ggml's compiled rotation: the first product fused with the rounded second
-          hv[a] = std::fma(x0, co, -(x1 * sn));
-          hv[b] = std::fma(x0, sn, x1 * co);
+    split(x.rows, x.rows * n_heads * half * 4, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t)
+        for (size_t hh = 0; hh < n_heads; ++hh) {
+          float* hv = f(x) + t * x.cols + hh * hd;
+          const float* tc = &cs[t * half * 2];
+          for (size_t i = 0; i < half; ++i) {
+            const size_t a = c_.rope == RopeStyle::Normal ? 2 * i : i, b = c_.rope == RopeStyle::Normal ? 2 * i + 1 : i + half;
+            const float x0 = hv[a], x1 = hv[b], co = tc[2 * i], sn = tc[2 * i + 1];
+            // as ggml's compiled rotation: the first product fused with the rounded second
+            hv[a] = std::fma(x0, co, -(x1 * sn));
+            hv[b] = std::fma(x0, sn, x1 * co);
+          }
         }
-      }
+    });
   }
 
   void attention(const AttentionParams& ap, Act q, Act k, Act v, Act out) override {
@@ -494,11 +506,18 @@ class CpuBackend final : public Backend {
     const size_t n = q.rows, hd = c_.head_dim, hdv = c_.head_dim_v, H = c_.n_head, Hkv = c_.n_head_kv;
     const size_t q_dim = H * hd, kv_dim = Hkv * hd, v_dim = Hkv * hdv, group = H / Hkv;
     const uint32_t l = ap.layer;
-    for (size_t t = 0; t < n; ++t) {  // into the cache as f16
-      uint16_t* kc = k_at(batch[t].seq, l, batch[t].pos);
-      for (size_t i = 0; i < kv_dim; ++i) kc[i] = f32_to_f16(f(k)[t * kv_dim + i]);
-      for (size_t i = 0; i < v_dim; ++i) v_col(batch[t].seq, l, i)[batch[t].pos] = f32_to_f16(f(v)[t * v_dim + i]);
-    }
+    // into the caches as f16: keys by token, values (transposed) by column, so that no two
+    // threads write into one cache line
+    split(n, n * kv_dim, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) {
+        uint16_t* kc = k_at(batch[t].seq, l, batch[t].pos);
+        for (size_t i = 0; i < kv_dim; ++i) kc[i] = f32_to_f16(f(k)[t * kv_dim + i]);
+      }
+    });
+    split(v_dim, n * v_dim, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; ++i)
+        for (size_t t = 0; t < n; ++t) v_col(batch[t].seq, l, i)[batch[t].pos] = f32_to_f16(f(v)[t * v_dim + i]);
+    });
     vcols_.resize(n * H * hdv);
     // a task per token and key/value head (its query heads share the widened keys and values);
     // when that leaves too few tasks for the threads (decoding), a task per G of its query heads:
@@ -528,18 +547,24 @@ class CpuBackend final : public Backend {
     float* g = f(gate);
     const float* u = f(up);
     const size_t n = gate.rows * gate.cols;
-    if (act == Activation::Silu)
-      for (size_t i = 0; i < n; ++i) g[i] = silu(g[i]) * u[i];
-    else
-      for (size_t i = 0; i < n; ++i) g[i] = gelu_tanh(g[i]) * u[i];
+    split(n, 4 * n, [&](size_t i0, size_t i1) {
+      if (act == Activation::Silu)
+        for (size_t i = i0; i < i1; ++i) g[i] = silu(g[i]) * u[i];
+      else
+        for (size_t i = i0; i < i1; ++i) g[i] = gelu_tanh(g[i]) * u[i];
+    });
   }
 
   void add(Act x, Act y) override {
-    for (size_t i = 0; i < x.rows * x.cols; ++i) f(x)[i] += f(y)[i];
+    split(x.rows * x.cols, x.rows * x.cols, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; ++i) f(x)[i] += f(y)[i];
+    });
   }
 
   void scale(Act x, float s) override {
-    for (size_t i = 0; i < x.rows * x.cols; ++i) f(x)[i] *= s;
+    split(x.rows * x.cols, x.rows * x.cols, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; ++i) f(x)[i] *= s;
+    });
   }
 
   void select_rows(Act x, const std::vector<size_t>& rows, Act out) override {
@@ -558,6 +583,17 @@ class CpuBackend final : public Backend {
 
  private:
   static float* f(Act a) { return static_cast<float*>(a.handle); }
+
+  // fn(i0, i1) over [0, n): in one piece, or, when the work (about one unit per element
+  // touched) pays for waking the pool, in a piece per thread (contiguous, so that no two threads
+  // write into one cache line but at the seams).
+  template <class F>
+  void split(size_t n, size_t work, F&& fn) {
+    constexpr size_t kMinWork = 1 << 14;
+    const size_t parts = std::min<size_t>(threads_, n);
+    if (parts <= 1 || work < kMinWork) return fn(0, n);
+    pool_->for_each(parts, [&](size_t i) { fn(n * i / parts, n * (i + 1) / parts); });
+  }
 
   // f16 caches. K: [seq][layer][pos][n_head_kv * head_dim]; V transposed, so that a value column
   // is contiguous: [seq][layer][n_head_kv * head_dim_v][pos].
