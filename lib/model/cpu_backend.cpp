@@ -154,6 +154,14 @@ float round_f16(float x) {
 }
 
 #if LOOM_DEC_SIMD
+// Cells (scores) or value columns per attention tile, for up to 4 query heads: the tile's
+// accumulators and operands in registers (16 on AVX2: 4 x 4 spilled).
+#if defined(__AVX512F__)
+constexpr int kCells = 4;
+#else
+constexpr int kCells = 2;
+#endif
+
 // Scores of NJ consecutive cells (from j) for NG query heads: each an 8-lane f16 dot in tinyBLAS
 // order (see dot_hq); the tile shares every key chunk and query chunk loaded.
 template <int NJ, int NG>
@@ -296,7 +304,7 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
     for (size_t g = 0; g < G; g += 4)
       with_count(std::min<size_t>(4, G - g), [&]<int NG>() {
         uint32_t j = first;
-        for (; j + 4 <= p + 1; j += 4) scores_tile<4, NG>(K, k_stride, j, &qh[g * hd], hd, scale, &ws[g]);
+        for (; j + kCells <= p + 1; j += kCells) scores_tile<kCells, NG>(K, k_stride, j, &qh[g * hd], hd, scale, &ws[g]);
         for (; j <= p; ++j) scores_tile<1, NG>(K, k_stride, j, &qh[g * hd], hd, scale, &ws[g]);
       });
 #else
@@ -373,7 +381,7 @@ void attend_group(const float* q, size_t G, const uint16_t* K, size_t k_stride, 
   for (size_t g = 0; g < G; g += 4)
     with_count(std::min<size_t>(4, G - g), [&]<int NG>() {
       size_t i = 0;
-      for (; i + 4 <= hdv; i += 4) values_tile<4, NG>(vcols, i, g0, g1, tail, &ws[g], out + g * hdv, hdv);
+      for (; i + kCells <= hdv; i += kCells) values_tile<kCells, NG>(vcols, i, g0, g1, tail, &ws[g], out + g * hdv, hdv);
       for (; i < hdv; ++i) values_tile<1, NG>(vcols, i, g0, g1, tail, &ws[g], out + g * hdv, hdv);
     });
 #else
