@@ -472,14 +472,14 @@ constexpr int kTileTokens = 6;  // 32 vector registers
 constexpr int kTileTokens = 4;  // 16 (at 6, four accumulators went to the stack)
 #endif
 
-// Activation scales of a 32-element-type row as floats: d per block (and Q8_1's s).
+// A prepared 32-element-type activation row: its quants and scales in the tiles' forms (and Q8_1's s).
 struct Act32 {
   const uint8_t* raw;  // the activation row, ggml blocks
   size_t stride;       // bytes per block (34 for Q8_0, 36 for Q8_1)
-  const float* d;
   const float* s;
   const Quants32* q32;  // each block's quants, aligned (with VNNI and signed weight types: plus 128)
   const Scale8* d8;     // each block's d, broadcast
+  float d(size_t b) const { return _mm256_cvtss_f32(d8[b].v); }
   const int8_t* qs(size_t b) const { return reinterpret_cast<const int8_t*>(raw + b * stride + (stride - 32)); }
 };
 
@@ -865,7 +865,7 @@ struct PreparedActs {
   size_t row_stride = 0;  // bytes between prepared rows in `data`
   std::vector<uint8_t> raw;  // activation_type rows (ggml layout)
 #if LOOM_QD_AVX2
-  std::vector<float> d, s;  // 32-element types: each block's d (and Q8_1's s) as floats, nb per row
+  std::vector<float> s;  // Q8_1: each block's s as a float, nb per row
   // each block's quants in a vector of their own, nb per row: aligned loads that never straddle
   // two cache lines (the 34- and 36-byte blocks of the raw rows do); with VNNI, signed weight
   // types take them plus 128
@@ -875,7 +875,7 @@ struct PreparedActs {
   size_t nb = 0, n_rows = 0;
   Act32 act32(size_t t) const {
     const size_t stride = activation_type(wtype) == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
-    return {raw.data() + t * row_stride, stride, d.data() + t * nb, s.empty() ? nullptr : s.data() + t * nb,
+    return {raw.data() + t * row_stride, stride, s.empty() ? nullptr : s.data() + t * nb,
             q32.data() + t * nb, d8.data() + t * nb};
   }
 #endif
@@ -897,10 +897,9 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
 #if LOOM_QD_AVX2
   const bool k32 = !is_float_type(wtype) && !is_k_type(wtype);
   const bool q81 = activation_type(wtype) == GgmlType::Q8_1;
-  const __m256i offset = _mm256_set1_epi8(kOffset32<BlockQ4_0> && !q81 ? -128 : 0);
+  const __m256i offset = _mm256_set1_epi8(LOOM_QD_VNNI && !q81 ? -128 : 0);  // the signed weight types' VNNI form
   if (k32) {
     p.nb = cols / kQK;
-    p.d.resize(p.nb * n_rows);
     p.s.resize(q81 ? p.nb * n_rows : 0);
     p.q32.resize(p.nb * n_rows);
     p.d8.resize(p.nb * n_rows);
@@ -921,15 +920,13 @@ void prepare(GgmlType wtype, size_t cols, const float* X, const void* act, size_
       for (size_t b = 0; b < p.nb; ++b) {
         if (q81) {
           const BlockQ8_1& B = static_cast<const BlockQ8_1*>(p.row(t))[b];
-          p.d[t * p.nb + b] = h2f(B.d);
-          p.d8[t * p.nb + b].v = _mm256_set1_ps(p.d[t * p.nb + b]);
+          p.d8[t * p.nb + b].v = _mm256_set1_ps(h2f(B.d));
           p.s[t * p.nb + b] = h2f(B.s);
           if (!p.sT.empty()) p.sT[b * n_rows + t] = p.s[t * p.nb + b];
           p.q32[t * p.nb + b].v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs));
         } else {
           const BlockQ8_0& B = static_cast<const BlockQ8_0*>(p.row(t))[b];
-          p.d[t * p.nb + b] = h2f(B.d);
-          p.d8[t * p.nb + b].v = _mm256_set1_ps(p.d[t * p.nb + b]);
+          p.d8[t * p.nb + b].v = _mm256_set1_ps(h2f(B.d));
           p.q32[t * p.nb + b].v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.qs)), offset);
         }
       }
@@ -1439,7 +1436,7 @@ float dot_q4_0_repacked_simd(const BlockQ4_0* w, size_t nb, const Act32& a) {
   float acc = 0;
   for (size_t b = 0; b < nb; ++b) {
     const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs(b)));
-    acc = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w[b]), aq))), h2f(w[b].d) * a.d[b], acc);
+    acc = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w[b]), aq))), h2f(w[b].d) * a.d(b), acc);
   }
   return acc;
 }
@@ -1479,7 +1476,7 @@ void matmul_q4_0_repacked(const void* W, size_t cols, const PreparedActs& p, siz
       for (size_t b = 0; b < nb; ++b) {
         __m256i lane[8];
         for (size_t i = 0; i < 8; ++i) lane[i] = dot8(wq[i * nb + b].v, a.qs(b));
-        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(&d8[b * 8]), _mm256_set1_ps(a.d[b]));
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(&d8[b * 8]), a.d8[b].v);
         acc = vfmadd(_mm256_cvtepi32_ps(hsum8x8_i32(lane)), d, acc);
       }
       float out[8];
@@ -1505,8 +1502,8 @@ void matvec_q4_0_repacked(const void* W, size_t cols, const PreparedActs& p, flo
     float acc0 = 0, acc1 = 0;
     for (size_t b = 0; b < nb; ++b) {
       const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs(b)));
-      acc0 = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w0[b]), aq))), h2f(w0[b].d) * a.d[b], acc0);
-      acc1 = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w1[b]), aq))), h2f(w1[b].d) * a.d[b], acc1);
+      acc0 = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w0[b]), aq))), h2f(w0[b].d) * a.d(b), acc0);
+      acc1 = fmadd(static_cast<float>(hsum_i32(dot_i8(unpack(w1[b]), aq))), h2f(w1[b].d) * a.d(b), acc1);
     }
     y[r0 + i] = acc0;
     y[r0 + half + i] = acc1;
