@@ -264,9 +264,22 @@ void attention_head_f32_ref(const float* q, const float* k, const float* v, size
 namespace loom::kernels {
 
 namespace {
+// Every output element is its bias (or 0) followed by one fma per k in order, whatever the tile
+// shape, the row's place in the batch or the vector width: a row gets the same bits in any batch,
+// and AVX2 machines the same bits as AVX-512 ones. C is stored between K blocks (exact in fp32).
+#if defined(__AVX512F__)
 constexpr size_t kNR = 32;   // columns of a panel (two zmm registers)
 constexpr size_t kMR = 12;   // rows of a register tile: 24 accumulators
-constexpr size_t kKC = 384;  // rows of a panel per pass (a 48 KB slice of B stays in L1/L2)
+#define LOOM_PACKED_LINEAR 1
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr size_t kNR = 16;   // columns of a panel (two ymm registers)
+constexpr size_t kMR = 6;    // rows of a register tile: 12 accumulators of the 16 registers
+#define LOOM_PACKED_LINEAR 1
+#else
+constexpr size_t kNR = 32;
+constexpr size_t kMR = 12;
+#endif
+constexpr size_t kKC = 384;  // rows of a panel per pass (its slice of B stays in L1/L2)
 constexpr size_t kMC = 96;   // rows of x per block (their kc slices stay in L2 across panels)
 
 #if defined(__AVX512F__)
@@ -301,7 +314,50 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
     _mm512_mask_storeu_ps(C + r * ldc + 16, m1, c1[r]);
   }
 }
+#elif defined(LOOM_PACKED_LINEAR)
+// The same over panels of 16 columns: C[MR x 16] (+)= A[MR x kc] B[kc x 16]. Lanes past `cols`
+// are masked off (maskload reads nothing there, maskstore writes nothing).
+inline __m256i lanes_below(size_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<size_t>(n, 8))), idx);
+}
+template <int MR>
+inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C, size_t ldc, bool first,
+                 const float* bias, size_t cols) {
+  const bool full = cols >= 16;
+  const __m256i m0 = lanes_below(cols), m1 = lanes_below(cols > 8 ? cols - 8 : 0);
+  __m256 c0[MR], c1[MR];
+  if (first) {
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (bias) {
+      b0 = full ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, m0);
+      b1 = full ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, m1);
+    }
+    for (int r = 0; r < MR; ++r) c0[r] = b0, c1[r] = b1;
+  } else if (full) {
+    for (int r = 0; r < MR; ++r) c0[r] = _mm256_loadu_ps(C + r * ldc), c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
+  } else {
+    for (int r = 0; r < MR; ++r)
+      c0[r] = _mm256_maskload_ps(C + r * ldc, m0), c1[r] = _mm256_maskload_ps(C + r * ldc + 8, m1);
+  }
+  for (size_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(B + k * kNR), b1 = _mm256_load_ps(B + k * kNR + 8);
+    for (int r = 0; r < MR; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  if (full) {
+    for (int r = 0; r < MR; ++r) _mm256_storeu_ps(C + r * ldc, c0[r]), _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+  } else {
+    for (int r = 0; r < MR; ++r)
+      _mm256_maskstore_ps(C + r * ldc, m0, c0[r]), _mm256_maskstore_ps(C + r * ldc + 8, m1, c1[r]);
+  }
+}
+#endif
 
+#if defined(LOOM_PACKED_LINEAR)
 using TileFn = void (*)(const float*, size_t, const float*, size_t, float*, size_t, bool, const float*, size_t);
 template <size_t... I>
 constexpr auto make_tiles(std::index_sequence<I...>) {
@@ -314,7 +370,7 @@ constexpr auto kTiles = make_tiles(std::make_index_sequence<kMR>{});
 PackedWeights pack_weights(const float* W, size_t N, size_t K) {
   PackedWeights p;
   p.w = W, p.n = N, p.k = K;
-#if defined(__AVX512F__)
+#if defined(LOOM_PACKED_LINEAR)
   const size_t panels = (N + kNR - 1) / kNR;
   float* buf = static_cast<float*>(std::aligned_alloc(64, std::max<size_t>(64, panels * K * kNR * sizeof(float))));
   if (!buf) throw std::bad_alloc();
@@ -331,7 +387,7 @@ PackedWeights pack_weights(const float* W, size_t N, size_t K) {
 
 void linear_packed_f32(const float* x, size_t ldx, size_t M, const PackedWeights& W, const float* b, float* y, size_t ldy,
                        bool gelu) {
-#if defined(__AVX512F__)
+#if defined(LOOM_PACKED_LINEAR)
   const size_t N = W.n, K = W.k, panels = (N + kNR - 1) / kNR;
   for (size_t m0 = 0; m0 < M; m0 += kMC) {
     const size_t mc = std::min(kMC, M - m0);

@@ -50,8 +50,8 @@ void attention_head_f32_ref(const float* q, const float* k, const float* v, size
 namespace loom::kernels {
 
 // A weight matrix (N x K, PyTorch's Linear layout) repacked for linear_packed_f32: panels of 32
-// output columns, each K rows of 32 floats (the last panel padded with zeros), 64-byte aligned.
-// Built once per weight; on machines without AVX-512 it only remembers the original matrix.
+// output columns (16 with AVX2 only), each K rows of that many floats (the last panel padded with
+// zeros), 64-byte aligned. Built once per weight; without AVX2 it only remembers the original.
 struct PackedWeights {
   const float* w = nullptr;  // the original
   size_t n = 0, k = 0;
@@ -60,9 +60,10 @@ struct PackedWeights {
 PackedWeights pack_weights(const float* W, size_t N, size_t K);
 
 // y[i] = W x[i] + b for M rows, as linear_f32 (same shapes and strides), then GELU (gelu_erf_f32)
-// when `gelu` is set: AVX-512 register tiles of 12 rows x 32 columns over the packed panels, the
-// bias and GELU applied to each tile as it is finished (no separate pass over y). Without AVX-512:
-// linear_f32 and gelu_erf_f32.
+// when `gelu` is set: register tiles of 12 rows x 32 columns (AVX-512) or 6 x 16 (AVX2) over the
+// packed panels, the bias and GELU applied to each tile as it is finished (no separate pass over
+// y). Each element is its bias then one fma per k in order, so a row's result does not depend on
+// the batch around it or on the vector width. Without AVX2: linear_f32 and gelu_erf_f32.
 void linear_packed_f32(const float* x, size_t ldx, size_t M, const PackedWeights& W, const float* b, float* y, size_t ldy,
                        bool gelu = false);
 

@@ -74,6 +74,32 @@ TEST(EncoderOps, PackedLinearMatchesReference) {
   }
 }
 
+// The packed kernel's order is part of its contract: each element is its bias, then one fma per k
+// in order. So a row's output is bit-identical alone or in any batch, and the same on AVX2 and
+// AVX-512 machines (what makes embeddings and rerank scores independent of --batch-size).
+TEST(EncoderOps, PackedLinearIsSequentialFmaInAnyBatch) {
+#if !(defined(__AVX2__) && defined(__FMA__))
+  GTEST_SKIP() << "no AVX2/FMA: the packed kernel falls back to BLAS, whose order depends on the shape";
+#else
+  for (auto [M, K, N] : {std::tuple<size_t, size_t, size_t>{29, 900, 41}, {101, 384, 70}, {5, 17, 3}}) {
+    auto x = randn(M * K, 31), W = randn(N * K, 32, 0.05f), b = randn(N, 33);
+    const PackedWeights p = pack_weights(W.data(), N, K);
+    std::vector<float> all(M * N);
+    linear_packed_f32(x.data(), K, M, p, b.data(), all.data(), N);
+    for (size_t i = 0; i < M; ++i) {
+      std::vector<float> one(N);
+      linear_packed_f32(x.data() + i * K, K, 1, p, b.data(), one.data(), N);
+      for (size_t j = 0; j < N; ++j) {
+        float c = b[j];
+        for (size_t k = 0; k < K; ++k) c = std::fma(x[i * K + k], W[j * K + k], c);
+        ASSERT_EQ(all[i * N + j], c) << M << "x" << K << "x" << N << " at " << i << "," << j;
+        ASSERT_EQ(one[j], c) << "row " << i << " alone, column " << j;
+      }
+    }
+  }
+#endif
+}
+
 TEST(EncoderOps, GeluMatchesErfForm) {
   std::vector<float> xs;
   for (float x = -12.0f; x <= 12.0f; x += 0.00137f) xs.push_back(x);
