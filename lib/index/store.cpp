@@ -17,12 +17,14 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <faiss/AutoTune.h>
 #include <faiss/IVFlib.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
@@ -35,6 +37,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include "kernels/cpu/flat_search.h"
 #include "loom/chat/value.h"
 #include "loom/core/error.h"
 #include "loom/core/parallel.h"
@@ -1007,6 +1010,64 @@ void search_selected(const faiss::Index* idx, const faiss::IDSelector* sel, size
   }
 }
 
+// A Flat index's vectors and their labels, searched by loom's own exact scan rather than FAISS's:
+// FAISS scores query batches with BLAS, whose rounding depends on where a vector sits in the
+// matrix and how many queries come along, so the same record could score a different last bit in
+// an updated index, a merged one, or another batch. The scan scores every pair in one fixed
+// order (kernels/cpu/flat_search.h). Null for any other index (those stay with FAISS).
+struct FlatView {
+  const faiss::IndexFlat* flat = nullptr;
+  const std::vector<fidx>* id_map = nullptr;  // position -> label (null: the position is the label)
+  kernels::FlatMetric metric = kernels::FlatMetric::InnerProduct;
+};
+std::optional<FlatView> flat_view(const faiss::Index* idx) {
+  FlatView v;
+  if (auto map = dynamic_cast<const faiss::IndexIDMap*>(idx)) {
+    v.id_map = &map->id_map;
+    idx = map->index;
+  }
+  v.flat = dynamic_cast<const faiss::IndexFlat*>(idx);
+  if (!v.flat) return std::nullopt;
+  if (v.flat->metric_type == faiss::METRIC_L2)
+    v.metric = kernels::FlatMetric::L2;
+  else if (v.flat->metric_type != faiss::METRIC_INNER_PRODUCT)
+    return std::nullopt;
+  return v;
+}
+
+void exact_search(const FlatView& v, const float* q, size_t n, size_t k, const std::vector<int64_t>* allowed,
+                  unsigned threads, std::vector<int64_t>& labels, std::vector<float>& scores) {
+  const size_t d = size_t(v.flat->d), nb = size_t(v.flat->ntotal);
+  const float* xb = v.flat->get_xb();
+  std::vector<const float*> xs;
+  std::vector<int64_t> lab;
+  xs.reserve(allowed ? std::min(nb, allowed->size()) : nb);
+  lab.reserve(xs.capacity());
+  for (size_t i = 0; i < nb; ++i) {
+    const int64_t l = v.id_map ? int64_t((*v.id_map)[i]) : int64_t(i);
+    if (allowed && !std::binary_search(allowed->begin(), allowed->end(), l)) continue;
+    xs.push_back(xb + i * d);
+    lab.push_back(l);
+  }
+  const size_t m = xs.size(), parts = std::max(1u, threads);
+  std::vector<kernels::TopK> tops(n, kernels::TopK(k, v.metric));
+  if (n >= 4 * parts || m < 64 * parts) {  // queries enough for every thread: split them
+    parallel_for(parts, threads, [&](size_t t) {
+      const size_t q0 = n * t / parts, q1 = n * (t + 1) / parts;
+      kernels::flat_scan(q + q0 * d, q1 - q0, d, xs.data(), lab.data(), m, v.metric, tops.data() + q0);
+    });
+  } else {  // a few queries: split the rows, then merge each query's k best
+    std::vector<std::vector<kernels::TopK>> part(parts, tops);
+    parallel_for(parts, threads, [&](size_t t) {
+      const size_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
+      kernels::flat_scan(q, n, d, xs.data() + r0, lab.data() + r0, r1 - r0, v.metric, part[t].data());
+    });
+    for (size_t t = 0; t < parts; ++t)
+      for (size_t i = 0; i < n; ++i) tops[i].merge(part[t][i]);
+  }
+  for (size_t i = 0; i < n; ++i) tops[i].write(labels.data() + i * k, scores.data() + i * k);
+}
+
 }  // namespace
 
 void Reader::search(const float* queries, size_t n, size_t k, const SearchParams& params, const std::vector<int64_t>* allowed,
@@ -1023,6 +1084,10 @@ void Reader::search(const float* queries, size_t n, size_t k, const SearchParams
   const Settings& st = m.man.settings;  // per-search values, else the index's defaults (checked at build)
   set_search_params(m.faiss.get(), params.nprobe ? params.nprobe : st.nprobe, params.ef_search ? params.ef_search : st.ef_search,
                     st.factory);
+  if (auto flat = flat_view(m.faiss.get())) {
+    exact_search(*flat, q.data(), n, k, allowed, m.threads, labels, scores);
+    return;
+  }
   std::vector<fidx> I(n * k);
   try {
     if (!allowed) {

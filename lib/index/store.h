@@ -152,8 +152,9 @@ class Reader {
 
   // Dense search of n queries (n * dim floats, normalized here when the index normalizes):
   // k results per query into labels/scores (n * k each; label -1 where fewer exist). Scores are
-  // FAISS's: inner products for ip, squared distances for l2. `allowed` (sorted labels), when
-  // given, restricts the search.
+  // inner products for ip, squared distances for l2. Flat indexes are scanned by loom itself
+  // (each pair's score in one fixed order, ties by label: the same bits whatever the batch or the
+  // index's history); the others by FAISS. `allowed` (sorted labels), when given, restricts it.
   void search(const float* queries, size_t n, size_t k, const SearchParams& params,
               const std::vector<int64_t>* allowed, std::vector<int64_t>& labels, std::vector<float>& scores) const;
   // BM25 search of one query text.
