@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <utility>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -12,125 +16,139 @@ namespace loom::kernels {
 
 namespace {
 
-// Eight float lanes: AVX2 registers, or a plain array with the same fma-per-lane arithmetic.
-#if defined(__AVX2__) && defined(__FMA__)
+// The queries are packed in panels of kNR (step k of a panel holds its queries' k-th values,
+// padded with zeros); the rows are read where they lie. A tile of MR rows x kNR queries keeps
+// 2 x MR vector accumulators, one lane per (row, query) pair, and each step broadcasts one value
+// of each row against the panel: every pair is summed in order over the d steps.
+#if defined(__AVX512F__)
+using V = __m512;
+constexpr size_t kW = 16;  // lanes of a vector
+inline V zero() { return _mm512_setzero_ps(); }
+inline V load(const float* p) { return _mm512_load_ps(p); }
+inline V bcast(const float* p) { return _mm512_set1_ps(*p); }
+inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+constexpr int kMRip = 12, kMRl2 = 10;  // of 32 registers: 2 x MR accumulators, panel, row, difference
+#elif defined(__AVX2__) && defined(__FMA__)
 using V = __m256;
+constexpr size_t kW = 8;
 inline V zero() { return _mm256_setzero_ps(); }
-inline V load(const float* p) { return _mm256_loadu_ps(p); }
-inline V load_first(const float* p, size_t n) {  // lanes at and past n read nothing and are 0
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx));
-}
+inline V load(const float* p) { return _mm256_load_ps(p); }
+inline V bcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 inline V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-inline float hsum(V v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // j + (j+4)
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          // (0+4)+(2+6), (1+5)+(3+7)
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+constexpr int kMRip = 6, kMRl2 = 5;  // of 16 registers
 #else
+constexpr size_t kW = 8;
 struct V {
-  float v[8];
+  float v[kW];
 };
 inline V zero() { return V{}; }
 inline V load(const float* p) {
   V r;
-  for (int j = 0; j < 8; ++j) r.v[j] = p[j];
+  for (size_t j = 0; j < kW; ++j) r.v[j] = p[j];
   return r;
 }
-inline V load_first(const float* p, size_t n) {
-  V r{};
-  for (size_t j = 0; j < n && j < 8; ++j) r.v[j] = p[j];
+inline V bcast(const float* p) {
+  V r;
+  for (size_t j = 0; j < kW; ++j) r.v[j] = *p;
   return r;
 }
 inline V fma(V a, V b, V c) {
-  for (int j = 0; j < 8; ++j) c.v[j] = std::fma(a.v[j], b.v[j], c.v[j]);
+  for (size_t j = 0; j < kW; ++j) c.v[j] = std::fma(a.v[j], b.v[j], c.v[j]);
   return c;
 }
 inline V sub(V a, V b) {
-  for (int j = 0; j < 8; ++j) a.v[j] -= b.v[j];
+  for (size_t j = 0; j < kW; ++j) a.v[j] -= b.v[j];
   return a;
 }
-inline float hsum(V v) {
-  const float s0 = v.v[0] + v.v[4], s1 = v.v[1] + v.v[5], s2 = v.v[2] + v.v[6], s3 = v.v[3] + v.v[7];
-  return (s0 + s2) + (s1 + s3);
+inline void store(float* p, V v) {
+  for (size_t j = 0; j < kW; ++j) p[j] = v.v[j];
 }
+constexpr int kMRip = 4, kMRl2 = 4;
 #endif
+constexpr size_t kNR = 2 * kW;  // queries per panel
 
 template <FlatMetric M>
-inline V step(V q, V x, V acc) {
-  if constexpr (M == FlatMetric::InnerProduct) {
-    return fma(q, x, acc);
-  } else {
-    const V t = sub(q, x);
-    return fma(t, t, acc);
-  }
-}
+constexpr int kMR = M == FlatMetric::InnerProduct ? kMRip : kMRl2;
 
-// out[r * C + c] = score of query q[r] against row x[c]: R x C accumulators, each query and row
-// chunk loaded once per tile step.
-template <FlatMetric M, int R, int C>
-void tile(const float* const* q, const float* const* x, size_t d, float* out) {
-  V acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = zero();
-  size_t i = 0;
-  for (; i + 8 <= d; i += 8) {
-    V xv[C];
-    for (int c = 0; c < C; ++c) xv[c] = load(x[c] + i);
-    for (int r = 0; r < R; ++r) {
-      const V qv = load(q[r] + i);
-      for (int c = 0; c < C; ++c) acc[r][c] = step<M>(qv, xv[c], acc[r][c]);
+// out[r * kNR + j] = the score of row x[r] against the panel's query j
+template <FlatMetric M, int MR>
+void tile(const float* const* x, const float* panel, size_t d, float* out) {
+  V c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    c0[r] = zero();
+    c1[r] = zero();
+  }
+  for (size_t k = 0; k < d; ++k) {
+    const V q0 = load(panel + k * kNR), q1 = load(panel + k * kNR + kW);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const V a = bcast(x[r] + k);
+      if constexpr (M == FlatMetric::InnerProduct) {
+        c0[r] = fma(a, q0, c0[r]);
+        c1[r] = fma(a, q1, c1[r]);
+      } else {
+        const V t0 = sub(a, q0);
+        c0[r] = fma(t0, t0, c0[r]);
+        const V t1 = sub(a, q1);
+        c1[r] = fma(t1, t1, c1[r]);
+      }
     }
   }
-  if (i < d) {
-    V xv[C];
-    for (int c = 0; c < C; ++c) xv[c] = load_first(x[c] + i, d - i);
-    for (int r = 0; r < R; ++r) {
-      const V qv = load_first(q[r] + i, d - i);
-      for (int c = 0; c < C; ++c) acc[r][c] = step<M>(qv, xv[c], acc[r][c]);
-    }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    store(out + r * kNR, c0[r]);
+    store(out + r * kNR + kW, c1[r]);
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) out[r * C + c] = hsum(acc[r][c]);
 }
 
-// Tile shapes: 4 queries x 3 rows for inner products (12 accumulators), 4 x 2 for L2 (its
-// difference takes a register too).
-constexpr int kR = 4;
-template <FlatMetric M>
-constexpr int kC = M == FlatMetric::InnerProduct ? 3 : 2;
-
-using TileFn = void (*)(const float* const*, const float* const*, size_t, float*);
-template <FlatMetric M, int R, size_t... C>
-constexpr std::array<TileFn, sizeof...(C)> tiles_row(std::index_sequence<C...>) {
-  return {&tile<M, R, static_cast<int>(C + 1)>...};
-}
+using TileFn = void (*)(const float* const*, const float*, size_t, float*);
 template <FlatMetric M, size_t... R>
-constexpr std::array<std::array<TileFn, kC<M>>, sizeof...(R)> tiles(std::index_sequence<R...>) {
-  return {tiles_row<M, static_cast<int>(R + 1)>(std::make_index_sequence<kC<M>>{})...};
+constexpr std::array<TileFn, sizeof...(R)> tiles(std::index_sequence<R...>) {
+  return {&tile<M, static_cast<int>(R + 1)>...};
 }
 template <FlatMetric M>
-constexpr auto kTiles = tiles<M>(std::make_index_sequence<kR>{});
+constexpr auto kTiles = tiles<M>(std::make_index_sequence<kMR<M>>{});
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
 
 template <FlatMetric M>
-void scan(const float* queries, size_t n, size_t d, const float* const* xs, const int64_t* labels, size_t m, TopK* tops) {
-  constexpr size_t C = kC<M>;
-  // rows per block: about 128 KB of them, reused from L2 by every query tile
-  const size_t block = std::max(C, (32768 / std::max<size_t>(d, 1)) / C * C);
-  float out[kR * C];
-  const float* qp[kR];
+void scan(const float* queries, size_t n, size_t d, const float* xb, const int64_t* rows, size_t m, const int64_t* labels,
+          TopK* tops) {
+  constexpr size_t MR = kMR<M>;
+  const size_t panels = (n + kNR - 1) / kNR, floats = std::max<size_t>(1, panels * d * kNR);
+  std::unique_ptr<float, FreeDeleter> buf(static_cast<float*>(std::aligned_alloc(64, (floats * 4 + 63) / 64 * 64)));
+  if (!buf) throw std::bad_alloc();
+  float* packed = buf.get();
+  std::fill(packed, packed + floats, 0.0f);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t k = 0; k < d; ++k) packed[(i / kNR * d + k) * kNR + i % kNR] = queries[i * d + k];
+  // rows per block: about 128 KB of them, read again from L2 for every panel
+  const size_t block = std::max(MR, (32768 / std::max<size_t>(d, 1)) / MR * MR);
+  alignas(64) float out[MR * kNR];
+  const float* x[MR];
+  int64_t label[MR];
   for (size_t r0 = 0; r0 < m; r0 += block) {
     const size_t r1 = std::min(m, r0 + block);
-    for (size_t q0 = 0; q0 < n; q0 += kR) {
-      const size_t nr = std::min<size_t>(kR, n - q0);
-      for (size_t r = 0; r < nr; ++r) qp[r] = queries + (q0 + r) * d;
-      for (size_t c0 = r0; c0 < r1; c0 += C) {
-        const size_t nc = std::min(C, r1 - c0);
-        kTiles<M>[nr - 1][nc - 1](qp, xs + c0, d, out);
+    for (size_t p = 0; p < panels; ++p) {
+      const size_t nq = std::min(kNR, n - p * kNR);
+      TopK* t = tops + p * kNR;
+      for (size_t c0 = r0; c0 < r1; c0 += MR) {
+        const size_t nr = std::min(MR, r1 - c0);
+        for (size_t r = 0; r < nr; ++r) {
+          const size_t pos = rows ? size_t(rows[c0 + r]) : c0 + r;
+          x[r] = xb + pos * d;
+          label[r] = labels ? labels[pos] : int64_t(pos);
+        }
+        kTiles<M>[nr - 1](x, packed + p * d * kNR, d, out);
         for (size_t r = 0; r < nr; ++r)
-          for (size_t c = 0; c < nc; ++c) tops[q0 + r].push(out[r * nc + c], labels[c0 + c]);
+          for (size_t j = 0; j < nq; ++j) t[j].push(out[r * kNR + j], label[r]);
       }
     }
   }
@@ -139,15 +157,19 @@ void scan(const float* queries, size_t n, size_t d, const float* const* xs, cons
 }  // namespace
 
 float flat_score(const float* q, const float* x, size_t d, FlatMetric metric) {
-  float s;
-  if (metric == FlatMetric::InnerProduct)
-    tile<FlatMetric::InnerProduct, 1, 1>(&q, &x, d, &s);
-  else
-    tile<FlatMetric::L2, 1, 1>(&q, &x, d, &s);
+  float s = 0.0f;
+  for (size_t k = 0; k < d; ++k) {
+    if (metric == FlatMetric::InnerProduct) {
+      s = std::fma(x[k], q[k], s);
+    } else {
+      const float t = x[k] - q[k];
+      s = std::fma(t, t, s);
+    }
+  }
   return s;
 }
 
-void TopK::push(float score, int64_t label) {
+void TopK::insert(float score, int64_t label) {
   if (k_ == 0 || std::isnan(score)) return;
   const std::pair<float, int64_t> e{score, label};
   auto worse = [this](const auto& a, const auto& b) { return better(a, b); };  // heap top: the worst kept
@@ -174,12 +196,13 @@ void TopK::write(int64_t* labels, float* scores) const {
   }
 }
 
-void flat_scan(const float* queries, size_t n, size_t d, const float* const* xs, const int64_t* labels, size_t m,
-               FlatMetric metric, TopK* tops) {
+void flat_scan(const float* queries, size_t n, size_t d, const float* xb, const int64_t* rows, size_t m,
+               const int64_t* labels, FlatMetric metric, TopK* tops) {
+  if (n == 0 || m == 0) return;
   if (metric == FlatMetric::InnerProduct)
-    scan<FlatMetric::InnerProduct>(queries, n, d, xs, labels, m, tops);
+    scan<FlatMetric::InnerProduct>(queries, n, d, xb, rows, m, labels, tops);
   else
-    scan<FlatMetric::L2>(queries, n, d, xs, labels, m, tops);
+    scan<FlatMetric::L2>(queries, n, d, xb, rows, m, labels, tops);
 }
 
 }  // namespace loom::kernels

@@ -1,11 +1,11 @@
 // Exact (brute-force) k-nearest search over float vectors, the kernel behind loom's Flat indexes.
 //
 // Every score is computed in one fixed order, whatever the batch of queries, the vector's place
-// in the index, the thread split or the CPU (AVX2 or not): eight lanes, lane j summing elements
-// j, j+8, j+16, ... with one fma each (inner product: q*x; L2: (q-x)^2), then the lanes added as
-// ((0+4)+(2+6)) + ((1+5)+(3+7)). So a vector scores the same bits in an index built at once, one
-// updated record by record, a merge of shards, or each shard searched apart. flat_score is that
-// order for one pair; the tests hold the tiled search to it bit for bit.
+// in the index, the thread split or the CPU (AVX-512, AVX2 or neither): one fused multiply-add
+// per dimension, in order (inner product: x*q; L2: (x-q)^2). So a vector scores the same bits in
+// an index built at once, one updated record by record, a merge of shards, or each shard
+// searched apart. flat_score is that order for one pair; the tests hold the tiled scan to it bit
+// for bit. (The tiles vectorize across queries, never within one pair's sum.)
 //
 // Ties rank by label, smaller first, so the k kept are one set however the rows are split.
 #pragma once
@@ -24,8 +24,16 @@ float flat_score(const float* q, const float* x, size_t d, FlatMetric metric);
 class TopK {
  public:
   TopK(size_t k, FlatMetric metric) : k_(k), larger_(metric == FlatMetric::InnerProduct) { h_.reserve(k); }
-  // Offers one candidate (NaN scores are never kept).
-  void push(float score, int64_t label);
+  // Offers one candidate (NaN scores are never kept). Inline: most candidates are turned away by
+  // one comparison with the worst kept.
+  void push(float score, int64_t label) {
+    if (h_.size() == k_ && k_ > 0) {
+      const auto& w = h_.front();
+      if (larger_ ? !(score >= w.first) : !(score <= w.first)) return;  // worse, or NaN
+      if (score == w.first && label > w.second) return;
+    }
+    insert(score, label);
+  }
   // Offers every pair another TopK kept (the union's k best; the same whatever the split).
   void merge(const TopK& other);
   // Best first; `labels`/`scores` get k entries, -1 / 0 past the number kept.
@@ -37,15 +45,18 @@ class TopK {
     if (a.first != b.first) return larger_ ? a.first > b.first : a.first < b.first;
     return a.second < b.second;
   }
+  void insert(float score, int64_t label);
   size_t k_;
   bool larger_;
   std::vector<std::pair<float, int64_t>> h_;
 };
 
-// Scores queries [0, n) (n x d, row-major) against the rows xs[0..m) (each d floats) and offers
-// each to tops[query] with labels[row]. Runs on the calling thread; callers split queries or
-// rows across threads (a TopK per query per thread, merged after a row split).
-void flat_scan(const float* queries, size_t n, size_t d, const float* const* xs, const int64_t* labels, size_t m,
-               FlatMetric metric, TopK* tops);
+// Scores queries [0, n) (n x d, row-major) against m vectors of xb (each d floats, row-major)
+// and offers each to tops[query]. The i-th vector scanned is position p = rows[i] (or i when
+// rows is null), with label labels[p] (or p when labels is null). Runs on the calling thread;
+// callers split queries or rows across threads (a TopK per query per thread, merged after a
+// row split).
+void flat_scan(const float* queries, size_t n, size_t d, const float* xb, const int64_t* rows, size_t m,
+               const int64_t* labels, FlatMetric metric, TopK* tops);
 
 }  // namespace loom::kernels

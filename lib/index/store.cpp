@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -1037,30 +1038,36 @@ std::optional<FlatView> flat_view(const faiss::Index* idx) {
 
 void exact_search(const FlatView& v, const float* q, size_t n, size_t k, const std::vector<int64_t>* allowed,
                   unsigned threads, std::vector<int64_t>& labels, std::vector<float>& scores) {
+  static_assert(sizeof(fidx) == sizeof(int64_t));
   const size_t d = size_t(v.flat->d), nb = size_t(v.flat->ntotal);
   const float* xb = v.flat->get_xb();
-  std::vector<const float*> xs;
-  std::vector<int64_t> lab;
-  xs.reserve(allowed ? std::min(nb, allowed->size()) : nb);
-  lab.reserve(xs.capacity());
-  for (size_t i = 0; i < nb; ++i) {
-    const int64_t l = v.id_map ? int64_t((*v.id_map)[i]) : int64_t(i);
-    if (allowed && !std::binary_search(allowed->begin(), allowed->end(), l)) continue;
-    xs.push_back(xb + i * d);
-    lab.push_back(l);
-  }
-  const size_t m = xs.size(), parts = std::max(1u, threads);
+  const int64_t* lab = v.id_map ? reinterpret_cast<const int64_t*>(v.id_map->data()) : nullptr;
+  std::vector<int64_t> rows;  // with a filter: the positions whose labels it admits
+  if (allowed)
+    for (size_t i = 0; i < nb; ++i)
+      if (std::binary_search(allowed->begin(), allowed->end(), lab ? lab[i] : int64_t(i))) rows.push_back(int64_t(i));
+  const int64_t* sel = allowed ? rows.data() : nullptr;
+  const size_t m = allowed ? rows.size() : nb, parts = std::max(1u, threads);
   std::vector<kernels::TopK> tops(n, kernels::TopK(k, v.metric));
   if (n >= 4 * parts || m < 64 * parts) {  // queries enough for every thread: split them
     parallel_for(parts, threads, [&](size_t t) {
       const size_t q0 = n * t / parts, q1 = n * (t + 1) / parts;
-      kernels::flat_scan(q + q0 * d, q1 - q0, d, xs.data(), lab.data(), m, v.metric, tops.data() + q0);
+      kernels::flat_scan(q + q0 * d, q1 - q0, d, xb, sel, m, lab, v.metric, tops.data() + q0);
     });
   } else {  // a few queries: split the rows, then merge each query's k best
     std::vector<std::vector<kernels::TopK>> part(parts, tops);
     parallel_for(parts, threads, [&](size_t t) {
       const size_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
-      kernels::flat_scan(q, n, d, xs.data() + r0, lab.data() + r0, r1 - r0, v.metric, part[t].data());
+      // a row range: positions r0.. (or the filter's entries r0..)
+      if (sel) {
+        kernels::flat_scan(q, n, d, xb, sel + r0, r1 - r0, lab, v.metric, part[t].data());
+      } else if (lab) {
+        kernels::flat_scan(q, n, d, xb + r0 * d, nullptr, r1 - r0, lab + r0, v.metric, part[t].data());
+      } else {  // no id map: the positions are the labels
+        std::vector<int64_t> range(r1 - r0);
+        std::iota(range.begin(), range.end(), int64_t(r0));
+        kernels::flat_scan(q, n, d, xb, range.data(), range.size(), nullptr, v.metric, part[t].data());
+      }
     });
     for (size_t t = 0; t < parts; ++t)
       for (size_t i = 0; i < n; ++i) tops[i].merge(part[t][i]);
