@@ -316,7 +316,9 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
 }
 #elif defined(LOOM_PACKED_LINEAR)
 // The same over panels of 16 columns: C[MR x 16] (+)= A[MR x kc] B[kc x 16]. Lanes past `cols`
-// are masked off (maskload reads nothing there, maskstore writes nothing).
+// are masked off (maskload reads nothing there, maskstore writes nothing). The loops over rows
+// are unrolled by pragma: otherwise GCC keeps the accumulator arrays in memory and stores all 12
+// every step (14 GMAC/s instead of 40 on a Zen 3).
 inline __m256i lanes_below(size_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<size_t>(n, 8))), idx);
@@ -333,15 +335,19 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
       b0 = full ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, m0);
       b1 = full ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, m1);
     }
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c0[r] = b0, c1[r] = b1;
   } else if (full) {
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c0[r] = _mm256_loadu_ps(C + r * ldc), c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
   } else {
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r)
       c0[r] = _mm256_maskload_ps(C + r * ldc, m0), c1[r] = _mm256_maskload_ps(C + r * ldc + 8, m1);
   }
   for (size_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(B + k * kNR), b1 = _mm256_load_ps(B + k * kNR + 8);
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
       c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
@@ -349,8 +355,10 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
     }
   }
   if (full) {
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) _mm256_storeu_ps(C + r * ldc, c0[r]), _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
   } else {
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r)
       _mm256_maskstore_ps(C + r * ldc, m0, c0[r]), _mm256_maskstore_ps(C + r * ldc + 8, m1, c1[r]);
   }

@@ -74,7 +74,8 @@ constexpr size_t kNR = 2 * kW;  // queries per panel
 template <FlatMetric M>
 constexpr int kMR = M == FlatMetric::InnerProduct ? kMRip : kMRl2;
 
-// out[r * kNR + j] = the score of row x[r] against the panel's query j
+// out[r * kNR + j] = the score of row x[r] against the panel's query j. The loops over rows are
+// unrolled by pragma, or GCC keeps the accumulators in memory (half the speed).
 template <FlatMetric M, int MR>
 void tile(const float* const* x, const float* panel, size_t d, float* out) {
   V c0[MR], c1[MR];
