@@ -316,7 +316,8 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
 }
 #elif defined(LOOM_PACKED_LINEAR)
 // The same over panels of 16 columns: C[MR x 16] (+)= A[MR x kc] B[kc x 16]. Lanes past `cols`
-// are masked off (maskload reads nothing there, maskstore writes nothing). The loops over rows
+// are masked off (maskload reads nothing there, maskstore writes nothing), and a second half
+// with no lanes is not touched at all (AMD leaves faults of masked-off lanes to the model). The loops over rows
 // are unrolled by pragma: otherwise GCC keeps the accumulator arrays in memory and stores all 12
 // every step (14 GMAC/s instead of 40 on a Zen 3).
 inline __m256i lanes_below(size_t n) {
@@ -333,7 +334,7 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
     if (bias) {
       b0 = full ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, m0);
-      b1 = full ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, m1);
+      if (cols > 8) b1 = full ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, m1);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c0[r] = b0, c1[r] = b1;
@@ -342,8 +343,10 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
     for (int r = 0; r < MR; ++r) c0[r] = _mm256_loadu_ps(C + r * ldc), c1[r] = _mm256_loadu_ps(C + r * ldc + 8);
   } else {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r)
-      c0[r] = _mm256_maskload_ps(C + r * ldc, m0), c1[r] = _mm256_maskload_ps(C + r * ldc + 8, m1);
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = _mm256_maskload_ps(C + r * ldc, m0);
+      c1[r] = cols > 8 ? _mm256_maskload_ps(C + r * ldc + 8, m1) : _mm256_setzero_ps();
+    }
   }
   for (size_t k = 0; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(B + k * kNR), b1 = _mm256_load_ps(B + k * kNR + 8);
@@ -359,8 +362,10 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
     for (int r = 0; r < MR; ++r) _mm256_storeu_ps(C + r * ldc, c0[r]), _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
   } else {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r)
-      _mm256_maskstore_ps(C + r * ldc, m0, c0[r]), _mm256_maskstore_ps(C + r * ldc + 8, m1, c1[r]);
+    for (int r = 0; r < MR; ++r) {
+      _mm256_maskstore_ps(C + r * ldc, m0, c0[r]);
+      if (cols > 8) _mm256_maskstore_ps(C + r * ldc + 8, m1, c1[r]);
+    }
   }
 }
 #endif

@@ -16,7 +16,9 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -1049,14 +1051,27 @@ void exact_search(const FlatView& v, const float* q, size_t n, size_t k, const s
   const int64_t* sel = allowed ? rows.data() : nullptr;
   const size_t m = allowed ? rows.size() : nb, parts = std::max(1u, threads);
   std::vector<kernels::TopK> tops(n, kernels::TopK(k, v.metric));
-  if (n >= 4 * parts || m < 64 * parts) {  // queries enough for every thread: split them
+  // a failure on a worker thread (out of memory) is rethrown here, not left to terminate
+  std::vector<std::exception_ptr> failed(parts);
+  auto on_threads = [&](const std::function<void(size_t)>& fn) {
     parallel_for(parts, threads, [&](size_t t) {
+      try {
+        fn(t);
+      } catch (...) {
+        failed[t] = std::current_exception();
+      }
+    });
+    for (auto& e : failed)
+      if (e) std::rethrow_exception(e);
+  };
+  if (n >= 4 * parts || m < 64 * parts) {  // queries enough for every thread: split them
+    on_threads([&](size_t t) {
       const size_t q0 = n * t / parts, q1 = n * (t + 1) / parts;
       kernels::flat_scan(q + q0 * d, q1 - q0, d, xb, sel, m, lab, v.metric, tops.data() + q0);
     });
   } else {  // a few queries: split the rows, then merge each query's k best
     std::vector<std::vector<kernels::TopK>> part(parts, tops);
-    parallel_for(parts, threads, [&](size_t t) {
+    on_threads([&](size_t t) {
       const size_t r0 = m * t / parts, r1 = m * (t + 1) / parts;
       // a row range: positions r0.. (or the filter's entries r0..)
       if (sel) {

@@ -57,37 +57,42 @@ Result search(const std::vector<float>& q, size_t n, size_t d, const std::vector
 }  // namespace
 
 TEST(FlatSearch, EveryPairScoresAsFlatScoreAndTheBestAreKept) {
-  // dimensions with and without an 8-lane tail; query and row counts off the 4 x 3 / 4 x 2 tiles
+  // odd dimensions and 384; 37 queries (three panels of 16, the last partial); row counts that
+  // leave every tile height (1 to 6 rows) at the end of a block
   for (size_t d : {1, 7, 16, 37, 384})
-    for (FlatMetric metric : {FlatMetric::InnerProduct, FlatMetric::L2}) {
-      const size_t n = 11, m = 203, k = 7;
-      const auto q = randn(n * d, 1 + unsigned(d)), xb = randn(m * d, 100 + unsigned(d));
-      std::vector<int64_t> labels(m);
-      for (size_t i = 0; i < m; ++i) labels[i] = int64_t(1000 + 7 * ((i * 37) % m));  // unique, not in order
-      const Result r = search(q, n, d, xb, labels, k, metric, 1);
-      for (size_t i = 0; i < n; ++i) {
-        // the expected k: every row scored by flat_score, sorted best first, ties by label
-        std::vector<std::pair<float, int64_t>> all;
-        for (size_t j = 0; j < m; ++j) {
-          const float s = flat_score(q.data() + i * d, xb.data() + j * d, d, metric);
-          const double want = ref_score(q.data() + i * d, xb.data() + j * d, d, metric);
-          double mag = 0;
-          for (size_t c = 0; c < d; ++c) mag += std::fabs(double(q[i * d + c]) * xb[j * d + c]);
-          if (metric == FlatMetric::L2) mag = want;
-          // the worst case of d float roundings in order (and the L2 difference's own)
-          ASSERT_NEAR(s, want, (double(d) + 2) * 0x1p-24 * (1 + mag)) << "d " << d << " query " << i << " row " << j;
-          all.emplace_back(s, labels[j]);
-        }
-        std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
-          if (a.first != b.first) return metric == FlatMetric::InnerProduct ? a.first > b.first : a.first < b.first;
-          return a.second < b.second;
-        });
-        for (size_t j = 0; j < k; ++j) {
-          ASSERT_EQ(r.labels[i * k + j], all[j].second) << "d " << d << " query " << i << " rank " << j;
-          ASSERT_EQ(r.scores[i * k + j], all[j].first) << "d " << d << " query " << i << " rank " << j;
+    for (size_t m : {1, 2, 3, 4, 5, 6, 203})
+      for (FlatMetric metric : {FlatMetric::InnerProduct, FlatMetric::L2}) {
+        const size_t n = 37, k = 7;
+        const auto q = randn(n * d, 1 + unsigned(d)), xb = randn(m * d, 100 + unsigned(d));
+        std::vector<int64_t> labels(m);
+        for (size_t i = 0; i < m; ++i) labels[i] = int64_t(1000 + 7 * ((i * 37) % m));  // unique, not in order (m prime or < 37)
+        const Result r = search(q, n, d, xb, labels, k, metric, 1);
+        for (size_t i = 0; i < n; ++i) {
+          // the expected k: every row scored by flat_score, sorted best first, ties by label
+          std::vector<std::pair<float, int64_t>> all;
+          for (size_t j = 0; j < m; ++j) {
+            const float s = flat_score(q.data() + i * d, xb.data() + j * d, d, metric);
+            const double want = ref_score(q.data() + i * d, xb.data() + j * d, d, metric);
+            double mag = 0;
+            for (size_t c = 0; c < d; ++c) mag += std::fabs(double(q[i * d + c]) * xb[j * d + c]);
+            if (metric == FlatMetric::L2) mag = want;
+            // the worst case of d float roundings in order (and the L2 difference's own)
+            ASSERT_NEAR(s, want, (double(d) + 2) * 0x1p-24 * (1 + mag)) << "d " << d << " query " << i << " row " << j;
+            all.emplace_back(s, labels[j]);
+          }
+          std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
+            if (a.first != b.first) return metric == FlatMetric::InnerProduct ? a.first > b.first : a.first < b.first;
+            return a.second < b.second;
+          });
+          for (size_t j = 0; j < k; ++j) {
+            const int64_t want = j < m ? all[j].second : -1;
+            ASSERT_EQ(r.labels[i * k + j], want) << "d " << d << " m " << m << " query " << i << " rank " << j;
+            if (j < m) {
+              ASSERT_EQ(r.scores[i * k + j], all[j].first) << "d " << d << " m " << m << " query " << i << " rank " << j;
+            }
+          }
         }
       }
-    }
 }
 
 TEST(FlatSearch, SameResultForAnyBatchSplitOrRowOrder) {

@@ -134,6 +134,40 @@ TEST(IndexStore, DenseEqualsFaissReadingTheSameFile) {
   }
 }
 
+// Flat: a few queries split the rows across the threads, many split the queries; with or
+// without a filter both give the same bits (and a record's score does not depend on its batch)
+TEST(IndexStore, FlatRowSplitEqualsQuerySplit) {
+  for (Metric metric : {Metric::InnerProduct, Metric::L2}) {
+    TempDir t;
+    Settings s;
+    s.factory = "Flat";
+    s.metric = metric;
+    s.dim = 16;
+    build(t.sub("ix"), s, 800);
+    Reader r = Reader::open(t.sub("ix"), 2);
+    const size_t k = 10, few = 3, many = 12;  // 3 < 4 x 2 threads: rows split; 12: queries split
+    auto q = queries(many, 16);
+    std::vector<int64_t> allowed;
+    for (int64_t l = 0; l < 800; l += 3) allowed.push_back(l);
+    const std::vector<int64_t>* none = nullptr;
+    for (const std::vector<int64_t>* filter : {none, static_cast<const std::vector<int64_t>*>(&allowed)}) {
+      std::vector<int64_t> la, lb;
+      std::vector<float> sa, sb;
+      r.search(q.data(), few, k, {}, filter, la, sa);
+      r.search(q.data(), many, k, {}, filter, lb, sb);
+      ASSERT_EQ(la.size(), few * k);
+      EXPECT_EQ(la, std::vector<int64_t>(lb.begin(), lb.begin() + few * k)) << (filter ? "filtered" : "all");
+      EXPECT_EQ(sa, std::vector<float>(sb.begin(), sb.begin() + few * k)) << (filter ? "filtered" : "all");
+      for (int64_t l : la) {
+        EXPECT_GE(l, 0);
+        if (filter) {
+          EXPECT_EQ(l % 3, 0) << "a label the filter does not admit";
+        }
+      }
+    }
+  }
+}
+
 TEST(IndexStore, UpsertAndDeleteEqualAFreshBuild) {
   for (const char* factory : {"Flat", "HNSW16"}) {  // HNSW cannot remove: the writer rebuilds it
     TempDir t;
