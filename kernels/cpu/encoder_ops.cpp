@@ -275,12 +275,11 @@ constexpr size_t kMR = 12;   // rows of a register tile: 24 accumulators
 constexpr size_t kNR = 16;   // columns of a panel (two ymm registers)
 constexpr size_t kMR = 6;    // rows of a register tile: 12 accumulators of the 16 registers
 #define LOOM_PACKED_LINEAR 1
-#else
-constexpr size_t kNR = 32;
-constexpr size_t kMR = 12;
 #endif
+#if defined(LOOM_PACKED_LINEAR)
 constexpr size_t kKC = 384;  // rows of a panel per pass (its slice of B stays in L1/L2)
 constexpr size_t kMC = 96;   // rows of x per block (their kc slices stay in L2 across panels)
+#endif
 
 #if defined(__AVX512F__)
 // C[MR x 32] (+)= A[MR x kc] B[kc x 32]; `first`: start from the bias (or 0), else from C.
@@ -316,10 +315,10 @@ inline void tile(const float* A, size_t lda, const float* B, size_t kc, float* C
 }
 #elif defined(LOOM_PACKED_LINEAR)
 // The same over panels of 16 columns: C[MR x 16] (+)= A[MR x kc] B[kc x 16]. Lanes past `cols`
-// are masked off (maskload reads nothing there, maskstore writes nothing), and a second half
-// with no lanes is not touched at all (AMD leaves faults of masked-off lanes to the model). The loops over rows
-// are unrolled by pragma: otherwise GCC keeps the accumulator arrays in memory and stores all 12
-// every step (14 GMAC/s instead of 40 on a Zen 3).
+// are masked off (maskload reads nothing there, maskstore writes nothing), and a second half with
+// no lanes is not touched at all (AMD leaves faults of masked-off lanes to the model). The loops
+// over rows are unrolled by pragma: otherwise GCC keeps the accumulator arrays in memory and
+// stores all 12 every step (14 GMAC/s instead of 40 on a Zen 3).
 inline __m256i lanes_below(size_t n) {
   const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<size_t>(n, 8))), idx);
